@@ -1,0 +1,47 @@
+# A thin front door: installs what is missing, then hands over to meson.
+BUILD ?= build
+SANBUILD ?= build-sanitize
+MESON ?= meson
+
+PACKAGES := g++ binutils pkg-config meson ninja-build libevent-dev libev-dev libuv1-dev \
+	libsimde-dev libcmocka-dev hyperfine mandoc
+
+.PHONY: all deps run test bench install clean
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+		echo "missing packages; run:"; echo "  sudo apt-get install$$missing"; exit 1; \
+	fi
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD)
+
+$(SANBUILD)/build.ninja:
+	$(MESON) setup $(SANBUILD) -Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dc_args=-fno-sanitize-recover=all -Dcpp_args=-fno-sanitize-recover=all
+
+run: deps all
+	$(BUILD)/tools/tw-bench --quick
+
+test: deps all $(SANBUILD)/build.ninja
+	ninja -C $(SANBUILD)
+	test/run-suites.sh $(BUILD) $(SANBUILD)
+
+bench: deps all
+	tools/bench.sh $(BUILD)/tools/tw-bench
+
+install: all
+	$(MESON) install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(SANBUILD)

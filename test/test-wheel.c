@@ -1,0 +1,437 @@
+/*
+ * Behaviour of the wheel through its public API: firing rules, ordering,
+ * reentrancy and the edges of time.  Time is injected; nothing sleeps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tickwheel.h"
+
+#define MS UINT64_C(1000000)
+#define SEC UINT64_C(1000000000)
+
+/* A log of fired timers shared by the callbacks below. */
+struct log {
+    tw_wheel *wheel;
+    size_t n;
+    uintptr_t ids[4096];
+    uint64_t deadlines[4096];
+    uint64_t now[4096];
+};
+
+static struct log LOG;
+
+static void record(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    (void)timer;
+    assert_true(LOG.n < sizeof(LOG.ids) / sizeof(LOG.ids[0]));
+    LOG.ids[LOG.n] = (uintptr_t)userdata;
+    LOG.deadlines[LOG.n] = deadline_ns;
+    LOG.now[LOG.n] = tw_wheel_now(LOG.wheel);
+    LOG.n++;
+}
+
+static tw_wheel *new_wheel(uint64_t tick_ns, uint64_t now)
+{
+    tw_wheel_config c;
+    tw_wheel *w = NULL;
+    tw_wheel_config_init(&c);
+    c.tick_ns = tick_ns;
+    assert_int_equal(tw_wheel_new(&c, now, &w), 0);
+    memset(&LOG, 0, sizeof(LOG));
+    LOG.wheel = w;
+    return w;
+}
+
+static tw_timer arm(tw_wheel *w, uint64_t deadline, uintptr_t id)
+{
+    tw_timer t = 0;
+    assert_int_equal(tw_wheel_schedule(w, deadline, record, (void *)id, &t), 0);
+    assert_int_not_equal(t, 0);
+    return t;
+}
+
+static void test_fires_at_deadline_not_before(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    arm(w, 5 * MS + 1, 1);
+    assert_int_equal(tw_wheel_advance(w, 5 * MS), 0);
+    assert_int_equal(LOG.n, 0);
+    assert_int_equal(tw_wheel_advance(w, 5 * MS + 1), 1);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(LOG.deadlines[0], 5 * MS + 1);
+    assert_int_equal(tw_wheel_advance(w, 10 * SEC), 0);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static void test_zero_delay_and_past_deadline(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 7 * SEC);
+    tw_timer t;
+    assert_int_equal(tw_wheel_schedule_relative(w, 0, record, (void *)1, &t), 0);
+    arm(w, 1, 2);           /* long past */
+    arm(w, 0, 3);
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+    assert_int_equal(next, 0);
+    /* Due at the next advance, even one that does not move time. */
+    assert_int_equal(tw_wheel_advance(w, 7 * SEC), 3);
+    assert_int_equal(LOG.ids[0], 3);
+    assert_int_equal(LOG.ids[1], 2);
+    assert_int_equal(LOG.ids[2], 1);
+    tw_wheel_free(w);
+}
+
+static void test_equal_deadlines_fire_in_arming_order(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    /* Armed at different times, so they start in different levels. */
+    arm(w, 100 * SEC, 1);
+    tw_wheel_advance(w, 90 * SEC);
+    arm(w, 100 * SEC, 2);
+    tw_wheel_advance(w, 99 * SEC + 990 * MS);
+    arm(w, 100 * SEC, 3);
+    tw_timer t4 = arm(w, 100 * SEC, 4);
+    arm(w, 100 * SEC, 5);
+    /* Re-arming at the same deadline counts as arming last. */
+    assert_int_equal(tw_wheel_reschedule(w, t4, 100 * SEC), 0);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    assert_int_equal(tw_wheel_advance(w, 200 * SEC), 5);
+    uintptr_t want[] = {1, 2, 3, 5, 4};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(LOG.ids[i], want[i]);
+    tw_wheel_free(w);
+}
+
+static void test_deadline_order_within_one_tick(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    uint64_t base = 3 * SEC;
+    uint64_t offs[] = {999999, 5, 500000, 0, 5, 123456, 999998};
+    for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+        arm(w, base + offs[i], i);
+    /* Half the tick: only the early half fires, in order. */
+    assert_int_equal(tw_wheel_advance(w, base + 500000), 5);
+    uintptr_t first[] = {3, 1, 4, 5, 2};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(LOG.ids[i], first[i]);
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+    assert_int_equal(next, base + 999998);
+    assert_int_equal(tw_wheel_advance(w, base + SEC), 2);
+    assert_int_equal(LOG.ids[5], 6);
+    assert_int_equal(LOG.ids[6], 0);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static void test_every_level_boundary(void **state)
+{
+    (void)state;
+    /* Deadlines on both sides of each level's span, at tick 1 us. */
+    const uint64_t tick = TW_TICK_MIN_NS;
+    tw_wheel *w = new_wheel(tick, 0);
+    uint64_t ds[64];
+    size_t n = 0;
+    for (unsigned bits = 6; bits < 60; bits += 6) {
+        uint64_t t = UINT64_C(1) << bits;
+        if (t > (UINT64_MAX - 1) / tick)
+            break;
+        ds[n++] = (t - 1) * tick;
+        ds[n++] = t * tick;
+        ds[n++] = t * tick + 1;
+    }
+    ds[n++] = UINT64_MAX - 1;
+    for (size_t i = 0; i < n; i++)
+        arm(w, ds[i], i);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    /* Walk time along the deadlines: each fires exactly at its own. */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t next;
+        assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+        assert_true(next <= ds[i]);
+        if (ds[i] > 0)
+            assert_int_equal(tw_wheel_advance(w, ds[i] - 1), 0);
+        assert_int_equal(tw_wheel_advance(w, ds[i]), 1);
+        assert_int_equal(LOG.ids[i], i);
+        assert_int_equal(tw_wheel_verify(w), 0);
+    }
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    tw_wheel_free(w);
+}
+
+static void test_never(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t = arm(w, TW_NEVER, 1);
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    assert_int_equal(tw_wheel_advance(w, UINT64_MAX), 0);
+    assert_int_equal(tw_wheel_advance(w, UINT64_MAX), 0);
+    /* A parked timer can be brought back. */
+    uint64_t d;
+    assert_int_equal(tw_wheel_deadline(w, t, &d), 0);
+    assert_int_equal(d, TW_NEVER);
+    assert_int_equal(tw_wheel_reschedule(w, t, UINT64_MAX - 1), 0);
+    assert_int_equal(tw_wheel_advance(w, UINT64_MAX), 1);
+    /* A relative delay past the range saturates to never. */
+    tw_wheel *w2 = new_wheel(TW_TICK_DEFAULT_NS, 10);
+    assert_int_equal(tw_wheel_schedule_relative(w2, UINT64_MAX - 5, record, NULL, &t), 0);
+    assert_int_equal(tw_wheel_deadline(w2, t, &d), 0);
+    assert_int_equal(d, TW_NEVER);
+    tw_wheel_free(w2);
+    tw_wheel_free(w);
+}
+
+static void test_cancel_and_stale_handles(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer a = arm(w, 10 * MS, 1);
+    tw_timer b = arm(w, 10 * MS, 2);
+    assert_int_not_equal(a, b);
+    assert_int_equal(tw_wheel_cancel(w, a), 0);
+    assert_int_equal(tw_wheel_cancel(w, a), TW_ENOENT);
+    assert_int_equal(tw_wheel_reschedule(w, a, 1), TW_ENOENT);
+    /* The slot is reused at once; the old handle must not reach the new timer. */
+    tw_timer c = arm(w, 20 * MS, 3);
+    assert_int_equal((uint32_t)c, (uint32_t)a);
+    assert_int_equal(tw_wheel_cancel(w, a), TW_ENOENT);
+    uint64_t d;
+    assert_int_equal(tw_wheel_deadline(w, a, &d), TW_ENOENT);
+    assert_int_equal(tw_wheel_advance(w, SEC), 2);
+    assert_int_equal(tw_wheel_cancel(w, b), TW_ENOENT);
+    assert_int_equal(tw_wheel_cancel(w, c), TW_ENOENT);
+    assert_int_equal(tw_wheel_cancel(w, 0), TW_ENOENT);
+    assert_int_equal(tw_wheel_cancel(w, UINT64_MAX), TW_ENOENT);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static void test_time_backwards_is_clamped(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    arm(w, 5 * SEC, 1);
+    assert_int_equal(tw_wheel_advance(w, 4 * SEC), 0);
+    assert_int_equal(tw_wheel_advance(w, 1 * SEC), 0);
+    assert_int_equal(tw_wheel_now(w), 4 * SEC);
+    assert_int_equal(tw_wheel_advance(w, 5 * SEC), 1);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static void test_ten_ms_tick(void **state)
+{
+    (void)state;
+    /* The seed's 10 ms granularity: ticks that are not a power of two. */
+    tw_wheel *w = new_wheel(10 * MS, 0);
+    for (uintptr_t i = 0; i < 600; i++)
+        arm(w, i * 7 * MS + (i % 3), i);
+    for (uint64_t now = 0; now <= 5 * SEC; now += 3 * MS + 1) {
+        tw_wheel_advance(w, now);
+        for (size_t k = 0; k < LOG.n; k++)
+            assert_true(LOG.deadlines[k] <= LOG.now[k]);
+    }
+    assert_int_equal(LOG.n, 600);
+    for (size_t k = 0; k < LOG.n; k++) {
+        assert_int_equal(LOG.ids[k], k);
+        assert_true(LOG.now[k] - LOG.deadlines[k] < 3 * MS + 1);
+    }
+    tw_wheel_free(w);
+}
+
+/* Reentrancy: what a callback may do to its wheel. */
+static tw_timer R_SELF, R_VICTIM, R_MOVED;
+static int R_RESULT;
+static unsigned R_RUNS;
+
+static void cancel_other(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    R_RESULT = tw_wheel_cancel(LOG.wheel, R_VICTIM);
+    assert_int_equal(tw_wheel_reschedule(LOG.wheel, R_MOVED, tw_wheel_now(LOG.wheel) + SEC), 0);
+    /* Not armed while running. */
+    assert_int_equal(tw_wheel_cancel(LOG.wheel, timer), TW_ENOENT);
+}
+
+static void test_cancel_others_from_callback(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t;
+    assert_int_equal(tw_wheel_schedule(w, 10 * MS, cancel_other, (void *)1, &t), 0);
+    R_VICTIM = arm(w, 10 * MS, 2);   /* due in the same batch, after */
+    R_MOVED = arm(w, 10 * MS, 3);
+    assert_int_equal(tw_wheel_advance(w, 10 * MS), 1);
+    assert_int_equal(R_RESULT, 0);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(tw_wheel_cancel(w, t), TW_ENOENT);   /* stale after firing */
+    assert_int_equal(tw_wheel_advance(w, 10 * MS + SEC), 1);
+    assert_int_equal(LOG.ids[1], 3);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static void periodic(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    R_RUNS++;
+    if (R_RUNS < 5)
+        assert_int_equal(tw_wheel_reschedule(LOG.wheel, timer, deadline_ns + 10 * MS), 0);
+}
+
+static void test_reschedule_self(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    R_RUNS = 0;
+    assert_int_equal(tw_wheel_schedule(w, 10 * MS, periodic, NULL, &R_SELF), 0);
+    /* Later deadlines inside this advance fire in it, in order. */
+    assert_int_equal(tw_wheel_advance(w, 35 * MS), 3);
+    assert_int_equal(tw_wheel_cancel(w, R_SELF), 0);
+    assert_int_equal(tw_wheel_advance(w, SEC), 0);
+    assert_int_equal(R_RUNS, 3);
+    assert_int_equal(LOG.deadlines[2], 30 * MS);
+    tw_wheel_free(w);
+}
+
+static void arm_due_now(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    if ((uintptr_t)userdata == 1) {
+        arm(LOG.wheel, 0, 10);                                    /* past: same advance */
+        arm(LOG.wheel, tw_wheel_now(LOG.wheel), 11);              /* now: same advance */
+        arm(LOG.wheel, tw_wheel_now(LOG.wheel) + 1, 12);          /* future: not */
+        R_RESULT = tw_wheel_advance(LOG.wheel, SEC);
+    }
+}
+
+static void test_schedule_from_callback(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t;
+    assert_int_equal(tw_wheel_schedule(w, 5 * MS, arm_due_now, (void *)1, &t), 0);
+    arm(w, 5 * MS, 2);
+    assert_int_equal(tw_wheel_advance(w, 5 * MS), 4);
+    assert_int_equal(R_RESULT, TW_EBUSY);
+    uintptr_t want[] = {1, 2, 10, 11};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(LOG.ids[i], want[i]);
+    assert_int_equal(tw_wheel_advance(w, 5 * MS + 1), 1);
+    assert_int_equal(LOG.ids[4], 12);
+    tw_wheel_free(w);
+}
+
+static void free_wheel(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    tw_wheel_free(LOG.wheel);
+}
+
+static void test_free_from_callback(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t;
+    arm(w, 1 * MS, 1);
+    assert_int_equal(tw_wheel_schedule(w, 2 * MS, free_wheel, (void *)2, &t), 0);
+    arm(w, 2 * MS, 3);
+    arm(w, 3 * MS, 4);
+    /* The wheel is gone when advance returns; nothing after the free fires. */
+    assert_int_equal(tw_wheel_advance(w, SEC), 2);
+    assert_int_equal(LOG.n, 2);
+    assert_int_equal(LOG.ids[1], 2);
+}
+
+static void test_free_with_timers_armed(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    for (uintptr_t i = 0; i < 10000; i++)
+        arm(w, i * MS, i);
+    tw_wheel_free(w);
+    assert_int_equal(LOG.n, 0);
+}
+
+static void test_next_deadline_tracks_cancel(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    tw_timer a = arm(w, 10 * MS + 5, 1);
+    arm(w, 10 * MS + 7, 2);
+    tw_timer c = arm(w, 40 * SEC + 3, 3);
+    assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+    assert_int_equal(next, 10 * MS + 5);
+    assert_int_equal(tw_wheel_cancel(w, a), 0);
+    /* The slot's minimum left: the answer may be the slot's start, never later. */
+    assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+    assert_true(next <= 10 * MS + 7 && next >= 10 * MS);
+    assert_int_equal(tw_wheel_advance(w, next), next == 10 * MS + 7 ? 1 : 0);
+    tw_wheel_advance(w, 10 * MS + 7);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+    assert_int_equal(next, 40 * SEC + 3);
+    assert_int_equal(tw_wheel_cancel(w, c), 0);
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    tw_wheel_free(w);
+}
+
+static void test_batch(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    uint64_t ds[100];
+    void *uds[100];
+    tw_timer ts[100];
+    for (size_t i = 0; i < 100; i++) {
+        ds[i] = (100 - i) * MS;
+        uds[i] = (void *)(uintptr_t)i;
+    }
+    assert_int_equal(tw_wheel_schedule_batch(w, 100, ds, record, uds, ts), 0);
+    assert_int_equal(tw_wheel_cancel(w, ts[0]), 0);
+    assert_int_equal(tw_wheel_advance(w, SEC), 99);
+    for (size_t i = 0; i < 99; i++)
+        assert_int_equal(LOG.ids[i], 99 - i);
+    assert_int_equal(tw_wheel_schedule_batch(w, 0, NULL, record, NULL, NULL), 0);
+    tw_wheel_free(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fires_at_deadline_not_before),
+        cmocka_unit_test(test_zero_delay_and_past_deadline),
+        cmocka_unit_test(test_equal_deadlines_fire_in_arming_order),
+        cmocka_unit_test(test_deadline_order_within_one_tick),
+        cmocka_unit_test(test_every_level_boundary),
+        cmocka_unit_test(test_never),
+        cmocka_unit_test(test_cancel_and_stale_handles),
+        cmocka_unit_test(test_time_backwards_is_clamped),
+        cmocka_unit_test(test_ten_ms_tick),
+        cmocka_unit_test(test_cancel_others_from_callback),
+        cmocka_unit_test(test_reschedule_self),
+        cmocka_unit_test(test_schedule_from_callback),
+        cmocka_unit_test(test_free_from_callback),
+        cmocka_unit_test(test_free_with_timers_armed),
+        cmocka_unit_test(test_next_deadline_tracks_cancel),
+        cmocka_unit_test(test_batch),
+    };
+    return cmocka_run_group_tests_name("wheel", tests, NULL, NULL);
+}
