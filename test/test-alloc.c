@@ -112,7 +112,9 @@ static void test_steady_state_allocates_nothing(void **state)
     for (size_t k = 0; k < N; k++)
         assert_int_equal(tw_wheel_schedule(WHEEL, NOW + random_delay(), rearm, &TIMERS[k],
                                            &TIMERS[k]), 0);
-    churn(200000);                      /* warm: pool and tables at their size */
+    /* Warm: more than one full turn of the 30 s delay range (a quarter
+     * millisecond every fourth step), so the pools reach their size. */
+    churn(1000000);
 
     COUNTING = 1;
     unsigned long fired_before = FIRED;

@@ -132,7 +132,7 @@ static void test_forged_handles(void **state)
     uint64_t v;
     assert_int_equal(tw_wheel_new(NULL, 0, &w), 0);
     assert_int_equal(tw_wheel_schedule(w, 100, count, NULL, &t), 0);
-    const tw_timer forged[] = {0, 1, 2, 640, 642, 643, (uint32_t)t + 1, t + (UINT64_C(1) << 32),
+    const tw_timer forged[] = {0, 1, 2, 640, 642, 643, (uint32_t)t, (uint32_t)t + 1, t + (UINT64_C(1) << 32),
                                t ^ (UINT64_C(1) << 63), UINT64_MAX, 0xffffffffu};
     for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
         assert_int_equal(tw_wheel_cancel(w, forged[i]), TW_ENOENT);

@@ -5,47 +5,47 @@
 
 namespace tw {
 
-Pool::~Pool()
+template <typename T, unsigned Shift>
+Chunks<T, Shift>::~Chunks()
 {
-    for (uint32_t c = 0; c < nchunks_; c++)
+    for (uint32_t c = 0; c < n_; c++)
         std::free(chunks_[c]);
     std::free(chunks_);
 }
 
-bool Pool::init(uint32_t reserved, uint32_t max_entries, uint32_t initial)
+template <typename T, unsigned Shift>
+bool Chunks<T, Shift>::grow()
 {
-    reserved_ = reserved;
-    fresh_ = reserved;
-    uint64_t limit = max_entries ? uint64_t(reserved) + max_entries : uint64_t(kMaxIndex);
-    limit_ = limit > kMaxIndex ? kMaxIndex : uint32_t(limit);
-    if (!add_chunk())
+    if (n_ == cap_) {
+        uint32_t cap = cap_ ? cap_ * 2 : 16;
+        auto **c = static_cast<T **>(std::realloc(chunks_, cap * sizeof(T *)));
+        if (!c)
+            return false;
+        chunks_ = c;
+        cap_ = cap;
+    }
+    auto *chunk = static_cast<T *>(std::calloc(kChunk, sizeof(T)));
+    if (!chunk)
         return false;
-    return reserve(initial);
+    chunks_[n_++] = chunk;
+    return true;
+}
+
+template class Chunks<Entry, 12>;
+template class Chunks<Block, 8>;
+
+bool Pool::init(uint32_t max_entries, uint32_t initial)
+{
+    uint64_t limit = max_entries ? uint64_t(1) + max_entries : uint64_t(kMaxIndex);
+    limit_ = limit > kMaxIndex ? kMaxIndex : uint32_t(limit);
+    return add_chunk() && reserve(initial);
 }
 
 bool Pool::add_chunk()
 {
-    if (nchunks_ == chunks_cap_) {
-        uint32_t cap = chunks_cap_ ? chunks_cap_ * 2 : 16;
-        auto **c = static_cast<Entry **>(std::realloc(chunks_, cap * sizeof(Entry *)));
-        if (!c)
-            return false;
-        chunks_ = c;
-        chunks_cap_ = cap;
-    }
-    auto *chunk = static_cast<Entry *>(std::malloc(kChunkSize * sizeof(Entry)));
-    if (!chunk)
+    if (!entries_.grow())
         return false;
-    /* Every entry starts free-looking, so a forged handle to an entry that
-     * was never issued reads as stale rather than as garbage. */
-    std::memset(static_cast<void *>(chunk), 0, kChunkSize * sizeof(Entry));
-    for (uint32_t i = 0; i < kChunkSize; i++) {
-        chunk[i].where = kWhereFree;
-        chunk[i].gen = 1;
-    }
-    chunks_[nchunks_++] = chunk;
-    capacity_ += kChunkSize;
-    usable_ = capacity_ < limit_ ? capacity_ : limit_;
+    usable_ = entries_.size() < limit_ ? entries_.size() : limit_;
     return true;
 }
 
@@ -62,15 +62,22 @@ bool Pool::reserve(size_t n)
     if (n > avail)
         return false;
     uint64_t need = n > free_count_ ? n - free_count_ : 0;
-    while (uint64_t(capacity_) - fresh_ < need)
+    while (uint64_t(usable_) - fresh_ < need)
         if (!add_chunk())
             return false;
     return true;
 }
 
-size_t Pool::bytes() const
+bool BlockPool::reserve(uint64_t n)
 {
-    return size_t(nchunks_) * kChunkSize * sizeof(Entry) + chunks_cap_ * sizeof(Entry *);
+    while (free_count_ < n) {
+        uint32_t first = blocks_.size();
+        if (first > (kNil >> 6) - Chunks<Block, 8>::kChunk || !blocks_.grow())
+            return false;
+        for (uint32_t b = blocks_.size(); b-- > first;)
+            give(b);
+    }
+    return true;
 }
 
 } // namespace tw

@@ -1,20 +1,21 @@
 /*
- * The entry pool: 32-byte timer entries in fixed chunks, addressed by a
- * 32-bit index, recycled through a LIFO free list.
+ * The pools: 32-byte timer entries and 256-byte index blocks, each kept in
+ * fixed chunks, addressed by a 32-bit index and recycled through a LIFO
+ * free list.
  *
- * Why indices: a link is 4 bytes instead of 8, which is what keeps an entry
- * at 32 bytes, and chunks never move, so a reference to an entry stays valid
- * while the chunk table grows under it (callbacks may schedule).  The first
- * `reserved` indices are list heads (sentinels) owned by the wheel; they are
- * never handed out, so a valid timer index is never 0.
+ * Why indices: a 4-byte index is what keeps an entry at 32 bytes, and
+ * chunks never move, so a reference to an element stays valid while the
+ * chunk table grows under it (callbacks may schedule).  Entry index 0 is
+ * never handed out, so a valid timer handle is never 0.
  *
  * Every release bumps the entry's generation, so a handle (index and
  * generation) to a released entry is recognised as stale until the same
- * index has been reused 2^32 times.
+ * index has been reused 2^32 times.  Handles carry the generation plus
+ * one, so the low 32 bits of a handle alone never name a timer.
  *
- * Memory: chunks of 4096 entries (128 KiB), allocated on demand up to a
- * limit; nothing is returned to the heap before the pool is destroyed, so a
- * warm pool never allocates.
+ * Memory: chunks of 4096 entries (128 KiB) and 256 blocks (64 KiB),
+ * allocated zeroed on demand (entries up to a limit) and never returned
+ * before the pool is destroyed, so a warm pool never allocates.
  */
 #ifndef TW_POOL_HPP
 #define TW_POOL_HPP
@@ -24,47 +25,77 @@
 
 namespace tw {
 
-/* Where an entry is: a list head index (< 0xfff0), or one of these. */
+constexpr uint32_t kNil = 0xffffffffu;
+
+/* What an entry is doing. */
 enum : uint16_t {
-    kWhereFree = 0xffff,    /* on the free list */
-    kWhereRunning = 0xfffe, /* its callback is running; in no list */
-    kWhereSentinel = 0xfffd,
+    kStateFree = 0,
+    kStateArmed,    /* in a block of one of the wheel's lists */
+    kStateFiring,   /* due in the current dispatch round */
+    kStateRunning,  /* its callback is running */
 };
 
 struct Entry {
     uint64_t deadline;
     void *userdata;
-    uint32_t next, prev;    /* circular list through a sentinel */
     uint32_t gen;
+    uint32_t pos;           /* armed: block << 6 | index in block; firing: round
+                               position; free: next free entry */
     uint16_t cb;            /* index into the wheel's callback table */
-    uint16_t where;
+    uint16_t state;
+    uint32_t unused;        /* keeps two entries to a cache line */
 };
 static_assert(sizeof(Entry) == 32, "an entry must stay 32 bytes");
 
+/* A run of a list: entry indices in arming order, kNil where one left. */
+struct Block {
+    static constexpr unsigned kCap = 60;
+    uint32_t idx[kCap];
+    uint32_t prev, next;    /* neighbours in the list, kNil at the ends */
+    uint16_t live, fill;
+    uint32_t list;          /* the list this block belongs to */
+};
+static_assert(sizeof(Block) == 256, "a block must stay four cache lines");
+
+/* Elements in chunks of 2^Shift that never move. */
+template <typename T, unsigned Shift>
+class Chunks {
+public:
+    static constexpr uint32_t kChunk = 1u << Shift;
+
+    Chunks() = default;
+    Chunks(const Chunks &) = delete;
+    Chunks &operator=(const Chunks &) = delete;
+    ~Chunks();
+
+    T &operator[](uint32_t i) { return chunks_[i >> Shift][i & (kChunk - 1)]; }
+    const T &operator[](uint32_t i) const { return chunks_[i >> Shift][i & (kChunk - 1)]; }
+    uint32_t size() const { return n_ << Shift; }
+    size_t bytes() const { return size_t(n_) * kChunk * sizeof(T) + cap_ * sizeof(T *); }
+    /* Adds one zeroed chunk; false when memory is short. */
+    bool grow();
+
+private:
+    T **chunks_ = nullptr;
+    uint32_t n_ = 0, cap_ = 0;
+};
+
 class Pool {
 public:
-    static constexpr uint32_t kChunkShift = 12;
-    static constexpr uint32_t kChunkSize = 1u << kChunkShift;
-    static constexpr uint32_t kMaxIndex = 0xffffffffu - kChunkSize;
+    static constexpr uint32_t kMaxIndex = 0xffffffffu - (1u << 12);
 
-    Pool() = default;
-    Pool(const Pool &) = delete;
-    Pool &operator=(const Pool &) = delete;
-    ~Pool();
+    /* At most max_entries timers (0: no limit); initial allocated now. */
+    bool init(uint32_t max_entries, uint32_t initial);
 
-    /* reserved sentinels first; at most max_entries timers (0: no limit);
-     * initial timers allocated now.  False when memory is short. */
-    bool init(uint32_t reserved, uint32_t max_entries, uint32_t initial);
-
-    Entry &at(uint32_t i) { return chunks_[i >> kChunkShift][i & (kChunkSize - 1)]; }
-    const Entry &at(uint32_t i) const { return chunks_[i >> kChunkShift][i & (kChunkSize - 1)]; }
+    Entry &at(uint32_t i) { return entries_[i]; }
+    const Entry &at(uint32_t i) const { return entries_[i]; }
 
     /* A fresh entry's index, or 0 when the limit or memory is reached. */
     uint32_t alloc()
     {
         uint32_t i = free_head_;
         if (i != 0) {
-            free_head_ = at(i).next;
+            free_head_ = entries_[i].pos;
             free_count_--;
             reused_++;
         } else if (fresh_ < usable_) {
@@ -79,10 +110,10 @@ public:
 
     void release(uint32_t i)
     {
-        Entry &e = at(i);
+        Entry &e = entries_[i];
         e.gen++;
-        e.where = kWhereFree;
-        e.next = free_head_;
+        e.state = kStateFree;
+        e.pos = free_head_;
         free_head_ = i;
         free_count_++;
         in_use_--;
@@ -92,32 +123,61 @@ public:
     bool reserve(size_t n);
 
     /* True when i names an entry that was ever handed out. */
-    bool issued(uint32_t i) const { return i >= reserved_ && i < fresh_; }
+    bool issued(uint32_t i) const { return i >= 1 && i < fresh_; }
 
-    uint32_t reserved() const { return reserved_; }
     uint32_t fresh() const { return fresh_; }
     uint64_t in_use() const { return in_use_; }
     uint64_t high_water() const { return high_water_; }
     uint64_t reused() const { return reused_; }
-    uint64_t capacity() const { return capacity_ - reserved_; }
+    uint64_t capacity() const { return usable_ - 1; }
     uint32_t free_head() const { return free_head_; }
     uint64_t free_count() const { return free_count_; }
-    size_t bytes() const;
+    size_t bytes() const { return entries_.bytes(); }
 
 private:
     uint32_t grow_and_alloc();
     bool add_chunk();
 
-    Entry **chunks_ = nullptr;
-    uint32_t nchunks_ = 0, chunks_cap_ = 0;
-    uint32_t reserved_ = 0;
+    Chunks<Entry, 12> entries_;
     uint32_t limit_ = 0;        /* indices below this may be handed out */
-    uint32_t capacity_ = 0;     /* indices backed by a chunk */
-    uint32_t usable_ = 0;       /* min(capacity_, limit_) */
-    uint32_t fresh_ = 0;        /* next never-used index */
-    uint32_t free_head_ = 0;    /* 0: empty (0 is a sentinel) */
+    uint32_t usable_ = 0;       /* indices backed by a chunk, below limit_ */
+    uint32_t fresh_ = 1;        /* next never-used index */
+    uint32_t free_head_ = 0;    /* 0: empty */
     uint64_t free_count_ = 0;
     uint64_t in_use_ = 0, high_water_ = 0, reused_ = 0;
+};
+
+class BlockPool {
+public:
+    Block &operator[](uint32_t b) { return blocks_[b]; }
+    const Block &operator[](uint32_t b) const { return blocks_[b]; }
+
+    /* A free block; the caller keeps enough in reserve that there is one. */
+    uint32_t take()
+    {
+        uint32_t b = free_head_;
+        free_head_ = blocks_[b].next;
+        free_count_--;
+        return b;
+    }
+    void give(uint32_t b)
+    {
+        blocks_[b].next = free_head_;
+        free_head_ = b;
+        free_count_++;
+    }
+    /* True when at least n blocks are free; allocates chunks as needed. */
+    bool reserve(uint64_t n);
+
+    uint64_t free_count() const { return free_count_; }
+    uint32_t free_head() const { return free_head_; }
+    uint32_t total() const { return blocks_.size(); }
+    size_t bytes() const { return blocks_.bytes(); }
+
+private:
+    Chunks<Block, 8> blocks_;
+    uint32_t free_head_ = kNil;
+    uint64_t free_count_ = 0;
 };
 
 } // namespace tw

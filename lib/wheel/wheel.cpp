@@ -1,13 +1,12 @@
 #include "wheel/wheel.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 namespace tw {
 
 namespace {
-
-constexpr uint32_t kNil = 0xffffffffu;
 
 /* Level of the highest bit in which a timer's tick differs from cur. */
 constexpr unsigned level_of_bit(unsigned bit) { return bit / Wheel::kLevelBits; }
@@ -30,6 +29,7 @@ void Divider::init(uint64_t d)
 
 Wheel::~Wheel()
 {
+    std::free(round_);
     std::free(cbs_);
     std::free(cb_hash_);
 }
@@ -40,13 +40,13 @@ int Wheel::init(const tw_wheel_config &config, uint64_t now_ns)
         return TW_EINVAL;
     static_assert(kLevels * kLevelBits >= 64 - 9, "levels must cover 2^64 / TW_TICK_MIN_NS ticks");
     tick_.init(config.tick_ns);
-    if (!pool_.init(kSentinels, config.max_timers, config.initial_timers))
+    uint64_t initial_blocks = kBlockReserve + config.initial_timers / Block::kCap;
+    if (!pool_.init(config.max_timers, config.initial_timers) || !blocks_.reserve(initial_blocks))
         return TW_ENOMEM;
-    for (uint32_t s = 0; s < kSentinels; s++) {
-        Entry &h = pool_.at(s);
-        h.next = h.prev = s;
-        h.where = kWhereSentinel;
-    }
+    round_cap_ = 256;
+    round_ = static_cast<Due *>(std::malloc(round_cap_ * sizeof(Due)));
+    if (!round_)
+        return TW_ENOMEM;
     now_ns_ = now_ns;
     cur_ = tick_.divide(now_ns);
     return 0;
@@ -69,52 +69,98 @@ uint64_t Wheel::slot_start_tick(unsigned level, unsigned slot) const
     return (cur_ >> above << above) | (uint64_t(slot) << (level * kLevelBits));
 }
 
-void Wheel::link_tail(uint32_t list, uint32_t i)
+/* Keeps the occupancy bits and the cached minima right after an addition. */
+void Wheel::note_added(uint32_t list, uint64_t deadline, bool was_empty)
 {
-    Entry &e = pool_.at(i);
-    Entry &h = pool_.at(list);
-    uint32_t last = h.prev;
-    e.next = list;
-    e.prev = last;
-    e.where = uint16_t(list);
-    pool_.at(last).next = i;
-    h.prev = i;
     if (list < kDue) {
         unsigned level = list / kSlots;
         uint64_t bit = uint64_t(1) << (list % kSlots);
-        if (!(occupied_[level] & bit)) {
+        if (was_empty) {
             occupied_[level] |= bit;
             min_known_[level] |= bit;
-            slot_min_[list] = e.deadline;
-        } else if ((min_known_[level] & bit) && e.deadline < slot_min_[list]) {
-            slot_min_[list] = e.deadline;
+            slot_min_[list] = deadline;
+        } else if ((min_known_[level] & bit) && deadline < slot_min_[list]) {
+            slot_min_[list] = deadline;
         }
     } else if (list == kDue) {
-        if (last == kDue) {
-            due_min_ = e.deadline;
+        if (was_empty) {
+            due_min_ = deadline;
             due_min_known_ = true;
-        } else if (due_min_known_ && e.deadline < due_min_) {
-            due_min_ = e.deadline;
+        } else if (due_min_known_ && deadline < due_min_) {
+            due_min_ = deadline;
         }
     }
 }
 
-void Wheel::unlink(uint32_t i)
+void Wheel::append(uint32_t list, uint32_t i)
+{
+    List &l = lists_[list];
+    bool was_empty = l.head == kNil;
+    uint32_t b = l.tail;
+    if (b == kNil || blocks_[b].fill == Block::kCap) {
+        uint32_t nb = blocks_.take();
+        Block &n = blocks_[nb];
+        n.prev = b;
+        n.next = kNil;
+        n.live = n.fill = 0;
+        n.list = list;
+        if (b == kNil)
+            l.head = nb;
+        else
+            blocks_[b].next = nb;
+        l.tail = b = nb;
+    }
+    Block &blk = blocks_[b];
+    Entry &e = pool_.at(i);
+    e.pos = b << 6 | blk.fill;
+    e.state = kStateArmed;
+    blk.idx[blk.fill++] = i;
+    blk.live++;
+    note_added(list, e.deadline, was_empty);
+}
+
+void Wheel::drop_block(uint32_t list, uint32_t b)
+{
+    Block &blk = blocks_[b];
+    List &l = lists_[list];
+    if (blk.prev == kNil)
+        l.head = blk.next;
+    else
+        blocks_[blk.prev].next = blk.next;
+    if (blk.next == kNil)
+        l.tail = blk.prev;
+    else
+        blocks_[blk.next].prev = blk.prev;
+    blocks_.give(b);
+}
+
+/* Takes an armed or firing entry out of where it is; its state is left to
+ * the caller. */
+void Wheel::remove(uint32_t i)
 {
     Entry &e = pool_.at(i);
-    uint32_t p = e.prev, n = e.next, list = e.where;
-    pool_.at(p).next = n;
-    pool_.at(n).prev = p;
-    /* p == n only when the list is left with its sentinel alone. */
+    if (e.state == kStateFiring) {
+        round_[e.pos].idx = kNil;
+        return;
+    }
+    uint32_t b = e.pos >> 6;
+    Block &blk = blocks_[b];
+    uint32_t list = blk.list;
+    blk.idx[e.pos & 63] = kNil;
+    bool emptied = false;
+    if (--blk.live == 0) {
+        drop_block(list, b);
+        emptied = lists_[list].head == kNil;
+    }
     if (list < kDue) {
         unsigned level = list / kSlots;
         uint64_t bit = uint64_t(1) << (list % kSlots);
-        if (p == n)
+        if (emptied)
             occupied_[level] &= ~bit;
-        if (p == n || e.deadline == slot_min_[list])
+        if (emptied || e.deadline == slot_min_[list])
             min_known_[level] &= ~bit;
     } else if (list == kDue) {
-        if (p == n || e.deadline == due_min_)
+        if (emptied || e.deadline == due_min_)
             due_min_known_ = false;
     }
 }
@@ -179,7 +225,7 @@ uint32_t Wheel::arm(uint64_t deadline, uint16_t cb, void *userdata)
     e.deadline = deadline;
     e.userdata = userdata;
     e.cb = cb;
-    link_tail(list_for(deadline), i);
+    append(list_for(deadline), i);
     scheduled_++;
     return i;
 }
@@ -189,6 +235,8 @@ int Wheel::schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer
     int cbi = callback_index(cb);
     if (cbi < 0)
         return cbi;
+    if (blocks_.free_count() <= kBlockReserve && !blocks_.reserve(kBlockReserve + 1))
+        return TW_ENOMEM;
     uint32_t i = arm(deadline, uint16_t(cbi), userdata);
     if (!i)
         return TW_ENOMEM;
@@ -202,7 +250,9 @@ int Wheel::schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
     int cbi = callback_index(cb);
     if (cbi < 0)
         return cbi;
-    if (!pool_.reserve(n))
+    /* Every timer may open a block of its own list at worst. */
+    uint64_t blocks = kBlockReserve + (n < kLists ? n : kLists + n / Block::kCap + 1);
+    if (!pool_.reserve(n) || !blocks_.reserve(blocks))
         return TW_ENOMEM;
     for (size_t k = 0; k < n; k++) {
         uint32_t i = arm(deadlines[k], uint16_t(cbi), userdata ? userdata[k] : nullptr);
@@ -214,9 +264,9 @@ int Wheel::schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
 int Wheel::cancel(tw_timer timer)
 {
     uint32_t i = lookup(timer);
-    if (!i || pool_.at(i).where == kWhereRunning)
+    if (!i || pool_.at(i).state == kStateRunning)
         return TW_ENOENT;
-    unlink(i);
+    remove(i);
     pool_.release(i);
     cancelled_++;
     return 0;
@@ -227,13 +277,15 @@ int Wheel::reschedule(tw_timer timer, uint64_t deadline)
     uint32_t i = lookup(timer);
     if (!i)
         return TW_ENOENT;
+    if (blocks_.free_count() <= kBlockReserve && !blocks_.reserve(kBlockReserve + 1))
+        return TW_ENOMEM;
     Entry &e = pool_.at(i);
-    /* Always re-linked at the tail, even within one slot: equal deadlines
-     * fire in arming order, and a reschedule is an arming. */
-    if (e.where != kWhereRunning)
-        unlink(i);
+    /* Always re-appended, even within one slot: equal deadlines fire in
+     * arming order, and a reschedule is an arming. */
+    if (e.state != kStateRunning)
+        remove(i);
     e.deadline = deadline;
-    link_tail(list_for(deadline), i);
+    append(list_for(deadline), i);
     rescheduled_++;
     return 0;
 }
@@ -241,7 +293,7 @@ int Wheel::reschedule(tw_timer timer, uint64_t deadline)
 int Wheel::deadline(tw_timer timer, uint64_t *ret) const
 {
     uint32_t i = lookup(timer);
-    if (!i || pool_.at(i).where == kWhereRunning)
+    if (!i || pool_.at(i).state == kStateRunning)
         return TW_ENOENT;
     *ret = pool_.at(i).deadline;
     return 0;
@@ -249,16 +301,22 @@ int Wheel::deadline(tw_timer timer, uint64_t *ret) const
 
 int Wheel::next_deadline(uint64_t *ret) const
 {
-    if (!list_empty(kFiring)) {
-        *ret = pool_.at(pool_.at(kFiring).next).deadline;
-        return 0;
+    /* Inside a dispatch round, the rest of the round comes first, sorted. */
+    for (uint32_t k = round_at_; k < round_n_; k++) {
+        if (round_[k].idx != kNil) {
+            *ret = round_[k].deadline;
+            return 0;
+        }
     }
-    if (!list_empty(kDue)) {
+    if (lists_[kDue].head != kNil) {
         if (!due_min_known_) {
             uint64_t m = TW_NEVER;
-            for (uint32_t i = pool_.at(kDue).next; i != kDue; i = pool_.at(i).next)
-                if (pool_.at(i).deadline < m)
-                    m = pool_.at(i).deadline;
+            for (uint32_t b = lists_[kDue].head; b != kNil; b = blocks_[b].next) {
+                const Block &blk = blocks_[b];
+                for (unsigned k = 0; k < blk.fill; k++)
+                    if (blk.idx[k] != kNil && pool_.at(blk.idx[k]).deadline < m)
+                        m = pool_.at(blk.idx[k]).deadline;
+            }
             due_min_ = m;
             due_min_known_ = true;
         }
@@ -278,73 +336,117 @@ int Wheel::next_deadline(uint64_t *ret) const
     return TW_ENOENT;
 }
 
-/* Moves every entry of a higher-level slot to its place below, in order. */
+/* Moves every entry of a higher-level slot to its place below, in order.
+ * Each source block is freed once read, so the cascade needs at most one
+ * new partial block per destination list beyond what it frees. */
 void Wheel::cascade(unsigned level, unsigned slot)
 {
     uint32_t list = level * kSlots + slot;
     uint64_t bit = uint64_t(1) << slot;
     occupied_[level] &= ~bit;
     min_known_[level] &= ~bit;
-    Entry &h = pool_.at(list);
-    uint32_t i = h.next;
-    pool_.at(h.prev).next = kNil;
-    h.next = h.prev = list;
-    while (i != kNil) {
-        Entry &e = pool_.at(i);
-        uint32_t next = e.next;
+    uint32_t b = lists_[list].head;
+    lists_[list] = List();
+    while (b != kNil) {
+        Block &blk = blocks_[b];
+        uint32_t next = blk.next;
+        for (unsigned k = 0; k < blk.fill; k++)
+            if (blk.idx[k] != kNil)
+                __builtin_prefetch(&pool_.at(blk.idx[k]));
         if (next != kNil)
-            __builtin_prefetch(&pool_.at(next));
-        link_tail(list_for(e.deadline), i);
-        cascaded_++;
-        i = next;
+            __builtin_prefetch(&blocks_[next]);
+        for (unsigned k = 0; k < blk.fill; k++) {
+            uint32_t i = blk.idx[k];
+            if (i == kNil)
+                continue;
+            append(list_for(pool_.at(i).deadline), i);
+            cascaded_++;
+        }
+        blocks_.give(b);
+        b = next;
     }
 }
 
-/* Stable merge sort of the due list by deadline, in place. */
-void Wheel::sort_due()
+/* A level-0 slot holds one tick, now cur: its blocks join the due list. */
+void Wheel::slot_to_due(unsigned slot)
 {
-    auto merge = [this](uint32_t a, uint32_t b) {
-        uint32_t head = kNil, *tail = &head;
-        while (a != kNil && b != kNil) {
-            uint32_t *from = pool_.at(b).deadline < pool_.at(a).deadline ? &b : &a;
-            *tail = *from;
-            tail = &pool_.at(*from).next;
-            *from = *tail;
-        }
-        *tail = a != kNil ? a : b;
-        return head;
-    };
-    Entry &h = pool_.at(kDue);
-    uint32_t rest = h.next;
-    pool_.at(h.prev).next = kNil;
-    /* bins[k] holds a sorted run of 2^k entries that came before any later bin's. */
-    uint32_t bins[33];
-    unsigned top = 0;
-    while (rest != kNil) {
-        uint32_t run = rest;
-        rest = pool_.at(run).next;
-        pool_.at(run).next = kNil;
-        unsigned k = 0;
-        for (; k < top && bins[k] != kNil; k++) {
-            run = merge(bins[k], run);
-            bins[k] = kNil;
-        }
-        if (k == top)
-            top++;
-        bins[k] = run;
+    uint64_t bit = uint64_t(1) << slot;
+    bool known = min_known_[0] & bit;
+    occupied_[0] &= ~bit;
+    min_known_[0] &= ~bit;
+    List &src = lists_[slot], &due = lists_[kDue];
+    for (uint32_t b = src.head; b != kNil; b = blocks_[b].next)
+        blocks_[b].list = kDue;
+    bool was_empty = due.head == kNil;
+    if (was_empty) {
+        due.head = src.head;
+    } else {
+        blocks_[due.tail].next = src.head;
+        blocks_[src.head].prev = due.tail;
     }
-    uint32_t sorted = kNil;
-    for (unsigned k = 0; k < top; k++)
-        if (bins[k] != kNil)
-            sorted = sorted == kNil ? bins[k] : merge(bins[k], sorted);
-    uint32_t prev = kDue;
-    for (uint32_t i = sorted; i != kNil; i = pool_.at(i).next) {
-        pool_.at(i).prev = prev;
-        prev = i;
+    due.tail = src.tail;
+    src = List();
+    if (was_empty || (known && due_min_known_)) {
+        if (was_empty || slot_min_[slot] < due_min_)
+            due_min_ = slot_min_[slot];
+        due_min_known_ = known;
+    } else {
+        due_min_known_ = false;
     }
-    pool_.at(prev).next = kDue;
-    h.next = sorted;
-    h.prev = prev;
+}
+
+/* Collects the due timers whose deadline is <= now_ns into the round, in
+ * deadline order, equal deadlines in list (arming) order, and takes them
+ * off the due list.  If the round cannot grow, it holds the earliest that
+ * fit and the rest wait for the next round.  Returns the round's size. */
+uint32_t Wheel::gather_due(uint64_t now_ns)
+{
+    uint32_t n = 0, order = 0;
+    bool sorted = true, heap = false;
+    for (uint32_t b = lists_[kDue].head; b != kNil; b = blocks_[b].next) {
+        const Block &blk = blocks_[b];
+        for (unsigned k = 0; k < blk.fill; k++) {
+            uint32_t i = blk.idx[k];
+            if (i == kNil)
+                continue;
+            uint64_t d = pool_.at(i).deadline;
+            if (d > now_ns)
+                continue;
+            Due item = {d, order++, i};
+            if (n == round_cap_ && !heap) {
+                uint32_t cap = round_cap_ * 2;
+                auto *r = static_cast<Due *>(std::realloc(round_, cap * sizeof(Due)));
+                if (r) {
+                    round_ = r;
+                    round_cap_ = cap;
+                } else {
+                    /* Out of memory: keep the round_cap_ earliest in a heap. */
+                    std::make_heap(round_, round_ + n);
+                    heap = true;
+                }
+            }
+            if (!heap) {
+                sorted &= n == 0 || !(item < round_[n - 1]);
+                round_[n++] = item;
+            } else if (item < round_[0]) {
+                std::pop_heap(round_, round_ + n);
+                round_[n - 1] = item;
+                std::push_heap(round_, round_ + n);
+            }
+        }
+    }
+    if (heap)
+        std::sort_heap(round_, round_ + n);
+    else if (!sorted)
+        std::sort(round_, round_ + n);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = round_[k].idx;
+        remove(i);
+        Entry &e = pool_.at(i);
+        e.state = kStateFiring;
+        e.pos = k;
+    }
+    return n;
 }
 
 /* Fires the due timers whose deadline is <= now_ns, in deadline order.
@@ -352,55 +454,30 @@ void Wheel::sort_due()
 uint64_t Wheel::run_due(uint64_t now_ns)
 {
     uint64_t fired = 0;
-    Entry &due = pool_.at(kDue);
-    Entry &firing = pool_.at(kFiring);
-    while (due.next != kDue) {
-        uint64_t last = 0;
-        bool sorted = true;
-        for (uint32_t i = due.next; i != kDue; i = pool_.at(i).next) {
-            uint64_t d = pool_.at(i).deadline;
-            sorted &= d >= last;
-            last = d;
-        }
-        if (!sorted)
-            sort_due();
-        uint32_t first = due.next, end = first;
-        while (end != kDue && pool_.at(end).deadline <= now_ns) {
-            pool_.at(end).where = uint16_t(kFiring);
-            end = pool_.at(end).next;
-        }
-        if (end == first)
+    while (lists_[kDue].head != kNil) {
+        uint32_t n = gather_due(now_ns);
+        if (n == 0)
             break;
-        uint32_t last_due = pool_.at(end).prev;
-        firing.next = first;
-        firing.prev = last_due;
-        pool_.at(first).prev = kFiring;
-        pool_.at(last_due).next = kFiring;
-        due.next = end;
-        pool_.at(end).prev = kDue;
-        if (end != kDue) {
-            due_min_ = pool_.at(end).deadline;
-            due_min_known_ = true;
-        } else {
-            due_min_known_ = false;
-        }
-
-        while (firing.next != kFiring) {
-            uint32_t i = firing.next;
+        round_n_ = n;
+        for (round_at_ = 0; round_at_ < n; round_at_++) {
+            if (round_at_ + 8 < n && round_[round_at_ + 8].idx != kNil)
+                __builtin_prefetch(&pool_.at(round_[round_at_ + 8].idx));
+            uint32_t i = round_[round_at_].idx;
+            if (i == kNil)
+                continue;
             Entry &e = pool_.at(i);
-            firing.next = e.next;
-            pool_.at(e.next).prev = kFiring;
-            if (e.next != kFiring)
-                __builtin_prefetch(&pool_.at(pool_.at(e.next).next));
-            e.where = kWhereRunning;
+            e.state = kStateRunning;
             cbs_[e.cb](handle(i, e), e.deadline, e.userdata);
-            if (e.where == kWhereRunning)
+            if (e.state == kStateRunning)
                 pool_.release(i);
             fired++;
             fired_++;
             if (free_requested_)
-                return fired;
+                break;
         }
+        round_n_ = round_at_ = 0;
+        if (free_requested_)
+            break;
     }
     return fired;
 }
@@ -427,33 +504,10 @@ uint64_t Wheel::advance(uint64_t now_ns)
         if (start > target)
             break;
         cur_ = start;
-        if (level > 0) {
+        if (level > 0)
             cascade(level, slot);
-            continue;
-        }
-        /* A level-0 slot holds one tick, now cur: all of it becomes due. */
-        uint32_t list = slot;
-        uint64_t bit = uint64_t(1) << slot;
-        bool known = min_known_[0] & bit;
-        occupied_[0] &= ~bit;
-        min_known_[0] &= ~bit;
-        Entry &h = pool_.at(list);
-        for (uint32_t i = h.next; i != list; i = pool_.at(i).next)
-            pool_.at(i).where = uint16_t(kDue);
-        Entry &due = pool_.at(kDue);
-        bool was_empty = due.next == kDue;
-        pool_.at(due.prev).next = h.next;
-        pool_.at(h.next).prev = due.prev;
-        pool_.at(h.prev).next = kDue;
-        due.prev = h.prev;
-        h.next = h.prev = list;
-        if (was_empty || (known && due_min_known_)) {
-            if (was_empty || slot_min_[list] < due_min_)
-                due_min_ = slot_min_[list];
-            due_min_known_ = known;
-        } else {
-            due_min_known_ = false;
-        }
+        else
+            slot_to_due(slot);
     }
     if (!free_requested_ && target > cur_)
         cur_ = target;
@@ -475,7 +529,8 @@ void Wheel::stats(tw_wheel_stats *ret) const
     s.capacity = pool_.capacity();
     s.high_water = pool_.high_water();
     s.reused = pool_.reused();
-    s.bytes = pool_.bytes() + cbs_cap_ * (sizeof(*cbs_) + 2 * sizeof(*cb_hash_)) + sizeof(*this);
+    s.bytes = pool_.bytes() + blocks_.bytes() + round_cap_ * sizeof(Due) +
+              cbs_cap_ * (sizeof(*cbs_) + 2 * sizeof(*cb_hash_)) + sizeof(*this);
     size_t n = ret->struct_size < sizeof(s) ? ret->struct_size : sizeof(s);
     s.struct_size = n;
     std::memcpy(ret, &s, n);
@@ -483,28 +538,38 @@ void Wheel::stats(tw_wheel_stats *ret) const
 
 int Wheel::verify() const
 {
-    uint64_t linked = 0;
-    for (uint32_t list = 0; list < kSentinels; list++) {
-        const Entry &h = pool_.at(list);
-        if (h.where != kWhereSentinel)
-            return TW_EUCLEAN;
-        uint32_t prev = list;
+    uint64_t armed = 0, chained_blocks = 0;
+    for (uint32_t list = 0; list < kLists; list++) {
+        const List &l = lists_[list];
+        uint32_t prev = kNil;
         uint64_t n = 0, min = TW_NEVER;
-        for (uint32_t i = h.next; i != list; i = pool_.at(i).next) {
-            if (!pool_.issued(i) || ++n > pool_.fresh())
+        for (uint32_t b = l.head; b != kNil; b = blocks_[b].next) {
+            if (b >= blocks_.total() || ++chained_blocks > blocks_.total())
                 return TW_EUCLEAN;
-            const Entry &e = pool_.at(i);
-            if (e.prev != prev || e.where != list)
+            const Block &blk = blocks_[b];
+            if (blk.prev != prev || blk.list != list || blk.fill > Block::kCap || !blk.live)
                 return TW_EUCLEAN;
-            if (list == kFiring ? !advancing_ : list_for(e.deadline) != list)
+            unsigned live = 0;
+            for (unsigned k = 0; k < blk.fill; k++) {
+                uint32_t i = blk.idx[k];
+                if (i == kNil)
+                    continue;
+                if (!pool_.issued(i))
+                    return TW_EUCLEAN;
+                const Entry &e = pool_.at(i);
+                if (e.state != kStateArmed || e.pos != (b << 6 | k) || e.cb >= ncbs_ ||
+                    list_for(e.deadline) != list)
+                    return TW_EUCLEAN;
+                if (e.deadline < min)
+                    min = e.deadline;
+                live++;
+            }
+            if (live != blk.live)
                 return TW_EUCLEAN;
-            if (e.cb >= ncbs_)
-                return TW_EUCLEAN;
-            if (e.deadline < min)
-                min = e.deadline;
-            prev = i;
+            n += live;
+            prev = b;
         }
-        if (h.prev != prev)
+        if (l.tail != prev)
             return TW_EUCLEAN;
         if (list < kDue) {
             unsigned level = list / kSlots;
@@ -516,23 +581,34 @@ int Wheel::verify() const
         }
         if (list == kDue && n && due_min_known_ && due_min_ != min)
             return TW_EUCLEAN;
-        linked += n;
+        armed += n;
     }
+    uint64_t free_blocks = 0;
+    for (uint32_t b = blocks_.free_head(); b != kNil; b = blocks_[b].next)
+        if (b >= blocks_.total() || ++free_blocks > blocks_.total())
+            return TW_EUCLEAN;
+    if (free_blocks != blocks_.free_count() || free_blocks + chained_blocks != blocks_.total())
+        return TW_EUCLEAN;
     uint64_t free_listed = 0;
-    for (uint32_t i = pool_.free_head(); i; i = pool_.at(i).next) {
-        if (!pool_.issued(i) || pool_.at(i).where != kWhereFree || ++free_listed > pool_.fresh())
+    for (uint32_t i = pool_.free_head(); i; i = pool_.at(i).pos) {
+        if (!pool_.issued(i) || pool_.at(i).state != kStateFree || ++free_listed > pool_.fresh())
             return TW_EUCLEAN;
     }
-    uint64_t running = 0, free_seen = 0;
-    for (uint32_t i = pool_.reserved(); i < pool_.fresh(); i++) {
-        running += pool_.at(i).where == kWhereRunning;
-        free_seen += pool_.at(i).where == kWhereFree;
+    uint64_t counted[4] = {};
+    for (uint32_t i = 1; i < pool_.fresh(); i++) {
+        const Entry &e = pool_.at(i);
+        if (e.state > kStateRunning)
+            return TW_EUCLEAN;
+        counted[e.state]++;
+        if (e.state == kStateFiring && (e.pos >= round_n_ || round_[e.pos].idx != i))
+            return TW_EUCLEAN;
     }
-    if (free_listed != pool_.free_count() || free_seen != free_listed)
+    if (counted[kStateFree] != free_listed || free_listed != pool_.free_count() ||
+        counted[kStateArmed] != armed)
         return TW_EUCLEAN;
-    if (linked + running != pool_.in_use())
+    if (!advancing_ && (counted[kStateFiring] || counted[kStateRunning]))
         return TW_EUCLEAN;
-    if (pool_.in_use() + free_listed != uint64_t(pool_.fresh() - pool_.reserved()))
+    if (pool_.in_use() + free_listed != uint64_t(pool_.fresh() - 1))
         return TW_EUCLEAN;
     return 0;
 }

@@ -19,8 +19,15 @@
  *
  * Exactness: advance(now) visits occupied slots in time order (O(levels)
  * each), so every timer whose deadline is <= now fires, and none other.
- * Within a visit, the due list is merge-sorted by deadline (stable) unless
- * it is already in order, which is the common case.
+ * The due timers of a visit are sorted by deadline (ties by list order)
+ * unless they already are in order, the common case.
+ *
+ * Storage: a list is a chain of 256-byte blocks of entry indices in arming
+ * order; leaving a list writes a tombstone into its block, and a block is
+ * freed when its last live entry leaves.  A cascade so reads indices
+ * sequentially and can prefetch a block's sixty entries at once: at a
+ * million timers, chasing a linked list through memory one miss at a time
+ * is what makes expiry slow, not the bookkeeping.
  *
  * Each slot caches the minimum deadline of its members while it is known
  * exactly; cancelling that member drops the cache until the slot empties,
@@ -63,10 +70,13 @@ public:
     static constexpr unsigned kLevelBits = 6;
     static constexpr unsigned kSlots = 1u << kLevelBits;
     static constexpr unsigned kLevels = 10;
+    /* List ids: the slots, then the due list and the never list. */
     static constexpr uint32_t kDue = kLevels * kSlots;
-    static constexpr uint32_t kFiring = kDue + 1;
-    static constexpr uint32_t kNever = kDue + 2;
-    static constexpr uint32_t kSentinels = kDue + 3;
+    static constexpr uint32_t kNever = kDue + 1;
+    static constexpr uint32_t kLists = kDue + 2;
+    /* Free blocks kept before any operation that may need one: one partial
+     * tail per list is the most a run of cascades adds beyond what it frees. */
+    static constexpr uint64_t kBlockReserve = kLists + 1;
     static constexpr uint32_t kMaxCallbacks = 0xffff;
 
     Wheel() = default;
@@ -94,6 +104,20 @@ public:
     bool free_requested() const { return free_requested_; }
 
 private:
+    struct List {
+        uint32_t head = kNil, tail = kNil;  /* blocks */
+    };
+    /* One timer of a dispatch round. */
+    struct Due {
+        uint64_t deadline;
+        uint32_t order;     /* position in the due list: ties keep arming order */
+        uint32_t idx;       /* kNil once cancelled or moved from a callback */
+        bool operator<(const Due &o) const
+        {
+            return deadline != o.deadline ? deadline < o.deadline : order < o.order;
+        }
+    };
+
     /* The entry a live handle names, or 0. */
     uint32_t lookup(tw_timer timer) const
     {
@@ -101,25 +125,28 @@ private:
         if (!pool_.issued(i))
             return 0;
         const Entry &e = pool_.at(i);
-        if (e.gen != uint32_t(timer >> 32) || e.where == kWhereFree)
+        if (e.gen + 1 != uint32_t(timer >> 32) || e.state == kStateFree)
             return 0;
         return i;
     }
-    static tw_timer handle(uint32_t i, const Entry &e) { return (uint64_t(e.gen) << 32) | i; }
+    static tw_timer handle(uint32_t i, const Entry &e) { return (uint64_t(e.gen + 1u) << 32) | i; }
 
     uint32_t list_for(uint64_t deadline) const;
     uint64_t slot_start_tick(unsigned level, unsigned slot) const;
-    void link_tail(uint32_t list, uint32_t i);
-    void unlink(uint32_t i);
-    void splice_tail(uint32_t to, uint32_t from);
+    void append(uint32_t list, uint32_t i);
+    void remove(uint32_t i);
+    void drop_block(uint32_t list, uint32_t b);
+    void note_added(uint32_t list, uint64_t deadline, bool was_empty);
     int callback_index(tw_timer_cb *cb);
     uint32_t arm(uint64_t deadline, uint16_t cb, void *userdata);
     void cascade(unsigned level, unsigned slot);
+    void slot_to_due(unsigned slot);
+    uint32_t gather_due(uint64_t now_ns);
     uint64_t run_due(uint64_t now_ns);
-    void sort_due();
-    bool list_empty(uint32_t list) const { return pool_.at(list).next == list; }
 
     Pool pool_;
+    BlockPool blocks_;
+    List lists_[kLists];
     Divider tick_;
     uint64_t now_ns_ = 0;
     uint64_t cur_ = 0;                      /* current tick */
@@ -128,6 +155,9 @@ private:
     uint64_t slot_min_[kDue] = {};
     mutable uint64_t due_min_ = 0;
     mutable bool due_min_known_ = false;
+
+    Due *round_ = nullptr;                  /* the current dispatch round */
+    uint32_t round_cap_ = 0, round_n_ = 0, round_at_ = 0;
 
     tw_timer_cb **cbs_ = nullptr;           /* callback table */
     uint32_t ncbs_ = 0, cbs_cap_ = 0;
