@@ -83,7 +83,7 @@ void test_block_pool(void **state)
     (void)state;
     tw::BlockPool blocks;
     assert_int_equal(blocks.free_count(), 0);
-    assert_true(blocks.reserve(300));               /* two chunks of 256 */
+    assert_true(blocks.reserve(300));               /* 128 KiB first */
     assert_int_equal(blocks.total(), 512);
     assert_int_equal(blocks.free_count(), 512);
     uint32_t a = blocks.take(), b = blocks.take();

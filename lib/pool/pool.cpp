@@ -5,53 +5,54 @@
 
 namespace tw {
 
-template <typename T, unsigned Shift>
-Chunks<T, Shift>::~Chunks()
+template <typename T>
+Slab<T>::~Slab()
 {
-    for (uint32_t c = 0; c < n_; c++)
-        std::free(chunks_[c]);
-    std::free(chunks_);
+    std::free(data_);
 }
 
-template <typename T, unsigned Shift>
-bool Chunks<T, Shift>::grow()
+template <typename T>
+bool Slab<T>::grow(uint32_t n, uint32_t max)
 {
-    if (n_ == cap_) {
-        uint32_t cap = cap_ ? cap_ * 2 : 16;
-        auto **c = static_cast<T **>(std::realloc(chunks_, cap * sizeof(T *)));
-        if (!c)
-            return false;
-        chunks_ = c;
-        cap_ = cap;
-    }
-    auto *chunk = static_cast<T *>(std::calloc(kChunk, sizeof(T)));
-    if (!chunk)
+    if (n <= size_)
+        return true;
+    if (n > max)
         return false;
-    chunks_[n_++] = chunk;
+    uint64_t size = size_ ? size_ : (128 << 10) / sizeof(T);   /* 128 KiB first */
+    while (size < n)
+        size *= 2;
+    if (size > max)
+        size = max;
+    auto *data = static_cast<T *>(std::realloc(data_, size_t(size) * sizeof(T)));
+    if (!data)
+        return false;
+    data_ = data;
+    size_ = uint32_t(size);
     return true;
 }
 
-template class Chunks<Entry, 12>;
-template class Chunks<Block, 8>;
+template class Slab<Entry>;
+template class Slab<Block>;
 
 bool Pool::init(uint32_t max_entries, uint32_t initial)
 {
     uint64_t limit = max_entries ? uint64_t(1) + max_entries : uint64_t(kMaxIndex);
     limit_ = limit > kMaxIndex ? kMaxIndex : uint32_t(limit);
-    return add_chunk() && reserve(initial);
+    uint64_t want = uint64_t(initial) + 1;
+    return initial <= limit_ - 1 && grow_to(uint32_t(want));
 }
 
-bool Pool::add_chunk()
+bool Pool::grow_to(uint32_t need)
 {
-    if (!entries_.grow())
+    if (!entries_.grow(need, limit_))
         return false;
-    usable_ = entries_.size() < limit_ ? entries_.size() : limit_;
+    usable_ = entries_.size();
     return true;
 }
 
 uint32_t Pool::grow_and_alloc()
 {
-    if (fresh_ >= limit_ || !add_chunk())
+    if (fresh_ >= limit_ || !grow_to(fresh_ + 1))
         return 0;
     return fresh_++;
 }
@@ -62,21 +63,18 @@ bool Pool::reserve(size_t n)
     if (n > avail)
         return false;
     uint64_t need = n > free_count_ ? n - free_count_ : 0;
-    while (uint64_t(usable_) - fresh_ < need)
-        if (!add_chunk())
-            return false;
-    return true;
+    return uint64_t(usable_) - fresh_ >= need || grow_to(uint32_t(fresh_ + need));
 }
 
 bool BlockPool::reserve(uint64_t n)
 {
-    while (free_count_ < n) {
-        uint32_t first = blocks_.size();
-        if (first > (kNil >> 6) - Chunks<Block, 8>::kChunk || !blocks_.grow())
-            return false;
-        for (uint32_t b = blocks_.size(); b-- > first;)
-            give(b);
-    }
+    if (free_count_ >= n)
+        return true;
+    uint32_t first = blocks_.size();
+    if (!blocks_.grow(uint32_t(first + (n - free_count_)), kNil >> 6))
+        return false;
+    for (uint32_t b = blocks_.size(); b-- > first;)
+        give(b);
     return true;
 }
 

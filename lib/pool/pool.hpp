@@ -3,19 +3,19 @@
  * fixed chunks, addressed by a 32-bit index and recycled through a LIFO
  * free list.
  *
- * Why indices: a 4-byte index is what keeps an entry at 32 bytes, and
- * chunks never move, so a reference to an element stays valid while the
- * chunk table grows under it (callbacks may schedule).  Entry index 0 is
- * never handed out, so a valid timer handle is never 0.
+ * Why indices: a 4-byte index is what keeps an entry at 32 bytes, and an
+ * index survives the array moving when it grows.  Entry index 0 is never
+ * handed out, so a valid timer handle is never 0.
  *
  * Every release bumps the entry's generation, so a handle (index and
  * generation) to a released entry is recognised as stale until the same
  * index has been reused 2^32 times.  Handles carry the generation plus
  * one, so the low 32 bits of a handle alone never name a timer.
  *
- * Memory: chunks of 4096 entries (128 KiB) and 256 blocks (64 KiB),
- * allocated zeroed on demand (entries up to a limit) and never returned
- * before the pool is destroyed, so a warm pool never allocates.
+ * Memory: each array doubles when full (entries up to a limit) and is
+ * never shrunk before the pool is destroyed, so a warm pool never
+ * allocates.  Large arrays grow by remapping, without a copy, and pages
+ * not yet used cost nothing.
  */
 #ifndef TW_POOL_HPP
 #define TW_POOL_HPP
@@ -57,32 +57,31 @@ struct Block {
 };
 static_assert(sizeof(Block) == 256, "a block must stay four cache lines");
 
-/* Elements in chunks of 2^Shift that never move. */
-template <typename T, unsigned Shift>
-class Chunks {
+/* One growable array.  Elements move when it grows, so nobody keeps a
+ * reference across a call that may grow it (a user callback may). */
+template <typename T>
+class Slab {
 public:
-    static constexpr uint32_t kChunk = 1u << Shift;
+    Slab() = default;
+    Slab(const Slab &) = delete;
+    Slab &operator=(const Slab &) = delete;
+    ~Slab();
 
-    Chunks() = default;
-    Chunks(const Chunks &) = delete;
-    Chunks &operator=(const Chunks &) = delete;
-    ~Chunks();
-
-    T &operator[](uint32_t i) { return chunks_[i >> Shift][i & (kChunk - 1)]; }
-    const T &operator[](uint32_t i) const { return chunks_[i >> Shift][i & (kChunk - 1)]; }
-    uint32_t size() const { return n_ << Shift; }
-    size_t bytes() const { return size_t(n_) * kChunk * sizeof(T) + cap_ * sizeof(T *); }
-    /* Adds one zeroed chunk; false when memory is short. */
-    bool grow();
+    T &operator[](uint32_t i) { return data_[i]; }
+    const T &operator[](uint32_t i) const { return data_[i]; }
+    uint32_t size() const { return size_; }
+    size_t bytes() const { return size_t(size_) * sizeof(T); }
+    /* Room for at least n elements, at most max; false when memory is short. */
+    bool grow(uint32_t n, uint32_t max);
 
 private:
-    T **chunks_ = nullptr;
-    uint32_t n_ = 0, cap_ = 0;
+    T *data_ = nullptr;
+    uint32_t size_ = 0;
 };
 
 class Pool {
 public:
-    static constexpr uint32_t kMaxIndex = 0xffffffffu - (1u << 12);
+    static constexpr uint32_t kMaxIndex = 0xfffffff0u;
 
     /* At most max_entries timers (0: no limit); initial allocated now. */
     bool init(uint32_t max_entries, uint32_t initial);
@@ -136,11 +135,11 @@ public:
 
 private:
     uint32_t grow_and_alloc();
-    bool add_chunk();
+    bool grow_to(uint32_t n);
 
-    Chunks<Entry, 12> entries_;
+    Slab<Entry> entries_;
     uint32_t limit_ = 0;        /* indices below this may be handed out */
-    uint32_t usable_ = 0;       /* indices backed by a chunk, below limit_ */
+    uint32_t usable_ = 0;       /* indices allocated, at most limit_ */
     uint32_t fresh_ = 1;        /* next never-used index */
     uint32_t free_head_ = 0;    /* 0: empty */
     uint64_t free_count_ = 0;
@@ -175,7 +174,7 @@ public:
     size_t bytes() const { return blocks_.bytes(); }
 
 private:
-    Chunks<Block, 8> blocks_;
+    Slab<Block> blocks_;
     uint32_t free_head_ = kNil;
     uint64_t free_count_ = 0;
 };

@@ -70,7 +70,8 @@ uint64_t Wheel::slot_start_tick(unsigned level, unsigned slot) const
 }
 
 /* Keeps the occupancy bits and the cached minima right after an addition. */
-void Wheel::note_added(uint32_t list, uint64_t deadline, bool was_empty)
+__attribute__((always_inline)) inline void Wheel::note_added(uint32_t list, uint64_t deadline,
+                                                        bool was_empty)
 {
     if (list < kDue) {
         unsigned level = list / kSlots;
@@ -92,7 +93,7 @@ void Wheel::note_added(uint32_t list, uint64_t deadline, bool was_empty)
     }
 }
 
-void Wheel::append(uint32_t list, uint32_t i)
+__attribute__((always_inline)) inline void Wheel::append(uint32_t list, uint32_t i)
 {
     List &l = lists_[list];
     bool was_empty = l.head == kNil;
@@ -119,7 +120,7 @@ void Wheel::append(uint32_t list, uint32_t i)
     note_added(list, e.deadline, was_empty);
 }
 
-void Wheel::drop_block(uint32_t list, uint32_t b)
+__attribute__((noinline)) void Wheel::drop_block(uint32_t list, uint32_t b)
 {
     Block &blk = blocks_[b];
     List &l = lists_[list];
@@ -136,7 +137,7 @@ void Wheel::drop_block(uint32_t list, uint32_t b)
 
 /* Takes an armed or firing entry out of where it is; its state is left to
  * the caller. */
-void Wheel::remove(uint32_t i)
+__attribute__((always_inline)) inline void Wheel::remove(uint32_t i)
 {
     Entry &e = pool_.at(i);
     if (e.state == kStateFiring) {
@@ -165,10 +166,8 @@ void Wheel::remove(uint32_t i)
     }
 }
 
-int Wheel::callback_index(tw_timer_cb *cb)
+int Wheel::intern_callback(tw_timer_cb *cb)
 {
-    if (cb == last_cb_ && ncbs_)
-        return last_cb_index_;
     auto hash = [this](tw_timer_cb *f) {
         uint64_t x = uint64_t(reinterpret_cast<uintptr_t>(f)) * UINT64_C(0x9e3779b97f4a7c15);
         return uint32_t(x >> 32) & cb_hash_mask_;
@@ -468,7 +467,8 @@ uint64_t Wheel::run_due(uint64_t now_ns)
             Entry &e = pool_.at(i);
             e.state = kStateRunning;
             cbs_[e.cb](handle(i, e), e.deadline, e.userdata);
-            if (e.state == kStateRunning)
+            /* The callback may have grown the pool: e may have moved. */
+            if (pool_.at(i).state == kStateRunning)
                 pool_.release(i);
             fired++;
             fired_++;

@@ -137,7 +137,11 @@ private:
     void remove(uint32_t i);
     void drop_block(uint32_t list, uint32_t b);
     void note_added(uint32_t list, uint64_t deadline, bool was_empty);
-    int callback_index(tw_timer_cb *cb);
+    int callback_index(tw_timer_cb *cb)
+    {
+        return cb == last_cb_ ? last_cb_index_ : intern_callback(cb);
+    }
+    int intern_callback(tw_timer_cb *cb);
     uint32_t arm(uint64_t deadline, uint16_t cb, void *userdata);
     void cascade(unsigned level, unsigned slot);
     void slot_to_due(unsigned slot);
