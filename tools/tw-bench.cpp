@@ -1,0 +1,776 @@
+/*
+ * tw-bench -- tickwheel beside libevent, libev, libuv and a std::multimap on
+ * the workloads of PERFORMANCE.md:
+ *
+ *   W1 add          schedule N timers into a structure already holding N
+ *   W2 cancel       cancel N live timers in random order
+ *   W3 reschedule   re-arm a random armed timer to a new random delay, N times
+ *   W4 expire       N timers all due; one advance or loop turn fires them all
+ *   W5 churn        N live; each step cancels a random timer and adds one;
+ *                   10 N steps
+ *   mem             bytes per live timer: peak RSS growth while the
+ *                   implementation is set up and N timers are armed, / N
+ *
+ * Delays are uniform in [1 ms, 30 s] and drawn from a fixed seed before the
+ * clock starts, so every implementation gets the same sequence.  A figure is
+ * steady_clock time around the timed loop alone, divided by its operations
+ * (timers for W4, steps for W5), after an untimed warm-up pass of the same
+ * workload on up to 1000 timers; a cell is the median (min-max) of --runs
+ * runs.  Each run is a child process of its own: runs cannot disturb one
+ * another, the memory figure starts from a heap with nothing freed in it, and
+ * a crash fails one cell.  The runs of the implementations are interleaved,
+ * so a noisy spell of the machine spreads over all of them.  The default,
+ * 3 runs at N = 1k, 100k and 1M, takes about 3.5 minutes on a 2-vCPU guest,
+ * half of it W5 churn at 1M (10 million steps per implementation and run).
+ *
+ * Clocks: tickwheel takes the time as an argument and the multimap is keyed
+ * on it: both run on an injected clock.  libevent, libev and libuv read the
+ * system clock; they arm timers inside a loop callback or right after
+ * refreshing the loop's cached time, as an application does, so no operation
+ * reads the clock.  How their W4 makes N timers due: ExpiryWait in
+ * bench-workloads.hpp.
+ *
+ * Self-checks: every tickwheel return code and every peer return code there
+ * is, each timer's armed state after every workload, tw_wheel_verify(), the
+ * live count, and W4's callback count.  A failed check prints why on stderr,
+ * shows FAIL in its cell and makes the exit status 1.
+ */
+#include "bench.hpp"
+
+#include <tickwheel.h>
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <sched.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+using bench::Job;
+using bench::Outcome;
+using bench::Workload;
+
+struct Implementation {
+    const char *name;
+    bench::Runner run;
+};
+
+constexpr Implementation kImplementations[] = {
+    {"tickwheel", bench::run_tickwheel},
+    {"libevent-heap", bench::run_libevent_heap},
+    {"libevent-common", bench::run_libevent_common},
+    {"libev", bench::run_libev},
+    {"libuv", bench::run_libuv},
+    {"multimap", bench::run_multimap},
+};
+constexpr std::size_t kTickwheel = 0;
+
+struct WorkloadInfo {
+    Workload id;
+    const char *key;
+    const char *name;
+};
+
+constexpr WorkloadInfo kWorkloads[] = {
+    {Workload::add, "W1", "add"},
+    {Workload::cancel, "W2", "cancel"},
+    {Workload::reschedule, "W3", "reschedule"},
+    {Workload::expire, "W4", "expire"},
+    {Workload::churn, "W5", "churn"},
+    {Workload::memory, "mem", "memory"},
+};
+
+const WorkloadInfo &info(Workload workload)
+{
+    for (const WorkloadInfo &w : kWorkloads)
+        if (w.id == workload)
+            return w;
+    return kWorkloads[0];
+}
+
+struct Options {
+    std::vector<std::size_t> impls;
+    std::vector<Workload> workloads;
+    std::vector<std::size_t> ns;
+    unsigned runs = 3;
+    std::uint64_t seed = 1;
+    bool json = false;
+    const char *export_json = nullptr;
+    int cpu = -1;
+};
+
+constexpr std::size_t kMaxN = 100'000'000;
+constexpr unsigned kMaxRuns = 1000;
+
+void usage()
+{
+    std::fputs("usage: tw-bench [options]\n"
+               "\n"
+               "Times tickwheel beside libevent (heap and common timeouts), libev, libuv\n"
+               "and a std::multimap; prints ns per operation, median (min-max) of the runs.\n"
+               "\n"
+               "  --impl LIST       implementations (default all): tickwheel, libevent-heap,\n"
+               "                    libevent-common, libev, libuv, multimap\n"
+               "  --workload LIST   W1 add, W2 cancel, W3 reschedule, W4 expire, W5 churn,\n"
+               "                    mem (bytes per timer at the largest N); default all\n"
+               "  --n LIST          live timers, k and M suffixes allowed\n"
+               "                    (default 1000,100000,1000000)\n"
+               "  --runs COUNT      runs per cell (default 3)\n"
+               "  --seed SEED       seed of the delays and the choices (default 1)\n"
+               "  --quick           --n 1000,100000, unless --n is given\n"
+               "  --cpu CPU         pin to one CPU\n"
+               "  --json            print JSON instead of the table\n"
+               "  --export-json FILE  also write the JSON to FILE\n"
+               "  --help            print this and exit\n"
+               "\n"
+               "Exit status: 0, 1 when a self-check failed, 2 on a usage error.\n",
+               stdout);
+}
+
+std::vector<std::string> split(const char *list)
+{
+    std::vector<std::string> items;
+    std::string item;
+    for (const char *p = list;; ++p) {
+        if (*p == ',' || *p == '\0') {
+            items.push_back(item);
+            item.clear();
+            if (*p == '\0')
+                break;
+        } else {
+            item += *p;
+        }
+    }
+    return items;
+}
+
+std::optional<std::uint64_t> parse_number(const std::string &text, bool suffixes)
+{
+    if (text.empty() || text[0] < '0' || text[0] > '9')
+        return std::nullopt;
+    errno = 0;
+    char *end = nullptr;
+    std::uint64_t value = std::strtoull(text.c_str(), &end, 10);
+    if (errno != 0)
+        return std::nullopt;
+    if (suffixes && (*end == 'k' || *end == 'M')) {
+        const std::uint64_t scale = *end == 'k' ? 1'000 : 1'000'000;
+        if (value > UINT64_MAX / scale)
+            return std::nullopt;
+        value *= scale;
+        ++end;
+    }
+    if (*end != '\0')
+        return std::nullopt;
+    return value;
+}
+
+template <class T>
+void add_unique(std::vector<T> &list, T value)
+{
+    if (std::find(list.begin(), list.end(), value) == list.end())
+        list.push_back(value);
+}
+
+bool parse_impls(const char *arg, Options &options)
+{
+    for (const std::string &name : split(arg)) {
+        if (name == "all") {
+            for (std::size_t i = 0; i < std::size(kImplementations); ++i)
+                add_unique(options.impls, i);
+            continue;
+        }
+        std::size_t i = 0;
+        while (i < std::size(kImplementations) && name != kImplementations[i].name)
+            ++i;
+        if (i == std::size(kImplementations)) {
+            std::fprintf(stderr, "tw-bench: unknown implementation '%s'\n", name.c_str());
+            return false;
+        }
+        add_unique(options.impls, i);
+    }
+    return true;
+}
+
+bool parse_workloads(const char *arg, Options &options)
+{
+    for (const std::string &name : split(arg)) {
+        const WorkloadInfo *found = nullptr;
+        for (const WorkloadInfo &w : kWorkloads)
+            if (strcasecmp(name.c_str(), w.key) == 0 || strcasecmp(name.c_str(), w.name) == 0)
+                found = &w;
+        if (!found) {
+            std::fprintf(stderr, "tw-bench: unknown workload '%s'\n", name.c_str());
+            return false;
+        }
+        add_unique(options.workloads, found->id);
+    }
+    return true;
+}
+
+bool parse_ns(const char *arg, Options &options)
+{
+    for (const std::string &item : split(arg)) {
+        const std::optional<std::uint64_t> n = parse_number(item, true);
+        if (!n || *n == 0 || *n > kMaxN) {
+            std::fprintf(stderr, "tw-bench: --n wants counts from 1 to %zu, not '%s'\n", kMaxN,
+                         item.c_str());
+            return false;
+        }
+        add_unique(options.ns, static_cast<std::size_t>(*n));
+    }
+    return true;
+}
+
+/* 0: run; 1: done (--help); 2: usage error. */
+int parse_options(int argc, char **argv, Options &options)
+{
+    enum {
+        opt_impl = 256,
+        opt_workload,
+        opt_n,
+        opt_runs,
+        opt_seed,
+        opt_quick,
+        opt_cpu,
+        opt_json,
+        opt_export_json
+    };
+    static const option kLongOptions[] = {
+        {"impl", required_argument, nullptr, opt_impl},
+        {"workload", required_argument, nullptr, opt_workload},
+        {"n", required_argument, nullptr, opt_n},
+        {"runs", required_argument, nullptr, opt_runs},
+        {"seed", required_argument, nullptr, opt_seed},
+        {"quick", no_argument, nullptr, opt_quick},
+        {"cpu", required_argument, nullptr, opt_cpu},
+        {"json", no_argument, nullptr, opt_json},
+        {"export-json", required_argument, nullptr, opt_export_json},
+        {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0},
+    };
+
+    bool quick = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", kLongOptions, nullptr)) != -1) {
+        switch (c) {
+        case opt_impl:
+            if (!parse_impls(optarg, options))
+                return 2;
+            break;
+        case opt_workload:
+            if (!parse_workloads(optarg, options))
+                return 2;
+            break;
+        case opt_n:
+            if (!parse_ns(optarg, options))
+                return 2;
+            break;
+        case opt_runs: {
+            const std::optional<std::uint64_t> runs = parse_number(optarg, false);
+            if (!runs || *runs == 0 || *runs > kMaxRuns) {
+                std::fprintf(stderr, "tw-bench: --runs wants 1 to %u, not '%s'\n", kMaxRuns,
+                             optarg);
+                return 2;
+            }
+            options.runs = static_cast<unsigned>(*runs);
+            break;
+        }
+        case opt_seed: {
+            const std::optional<std::uint64_t> seed = parse_number(optarg, false);
+            if (!seed) {
+                std::fprintf(stderr,
+                             "tw-bench: --seed wants an unsigned 64-bit number, not '%s'\n",
+                             optarg);
+                return 2;
+            }
+            options.seed = *seed;
+            break;
+        }
+        case opt_quick:
+            quick = true;
+            break;
+        case opt_cpu: {
+            const std::optional<std::uint64_t> cpu = parse_number(optarg, false);
+            if (!cpu || *cpu >= CPU_SETSIZE) {
+                std::fprintf(stderr, "tw-bench: --cpu wants a CPU number, not '%s'\n", optarg);
+                return 2;
+            }
+            options.cpu = static_cast<int>(*cpu);
+            break;
+        }
+        case opt_json:
+            options.json = true;
+            break;
+        case opt_export_json:
+            options.export_json = optarg;
+            break;
+        case 'h':
+            usage();
+            return 1;
+        default:
+            std::fputs("Try 'tw-bench --help'.\n", stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        std::fprintf(stderr, "tw-bench: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+
+    if (options.impls.empty())
+        parse_impls("all", options);
+    if (options.workloads.empty())
+        for (const WorkloadInfo &w : kWorkloads)
+            options.workloads.push_back(w.id);
+    if (options.ns.empty())
+        options.ns = quick ? std::vector<std::size_t>{1'000, 100'000}
+                           : std::vector<std::size_t>{1'000, 100'000, 1'000'000};
+    std::sort(options.ns.begin(), options.ns.end());
+    return 0;
+}
+
+bool write_all(int fd, const void *data, std::size_t size)
+{
+    const char *p = static_cast<const char *>(data);
+    while (size > 0) {
+        const ssize_t n = write(fd, p, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+bool read_all(int fd, void *data, std::size_t size)
+{
+    char *p = static_cast<char *>(data);
+    while (size > 0) {
+        const ssize_t n = read(fd, p, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+/* Runs one job in a child process; the figure comes back through a pipe. */
+std::optional<double> run_isolated(const Implementation &impl, const Job &job)
+{
+    const char *key = info(job.workload).key;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        std::fprintf(stderr, "tw-bench: pipe: %s\n", std::strerror(errno));
+        return std::nullopt;
+    }
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0) {
+        std::fprintf(stderr, "tw-bench: fork: %s\n", std::strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return std::nullopt;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        /* The child exits from the report and leaves the teardown of the
+         * timers to the kernel, which is much faster at it. */
+        impl.run(job, [&](const Outcome &outcome) {
+            if (!outcome.error.empty()) {
+                std::fprintf(stderr, "tw-bench: %s %s n=%zu: %s\n", impl.name, key, job.n,
+                             outcome.error.c_str());
+                _exit(1);
+            }
+            _exit(write_all(fds[1], &outcome.value, sizeof outcome.value) ? 0 : 1);
+        });
+        std::fprintf(stderr, "tw-bench: %s %s n=%zu: no outcome\n", impl.name, key, job.n);
+        _exit(1);
+    }
+
+    close(fds[1]);
+    double value = 0;
+    const bool received = read_all(fds[0], &value, sizeof value);
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            std::fprintf(stderr, "tw-bench: waitpid: %s\n", std::strerror(errno));
+            return std::nullopt;
+        }
+    }
+    if (WIFSIGNALED(status)) {
+        std::fprintf(stderr, "tw-bench: %s %s n=%zu: killed by signal %d (%s)\n", impl.name, key,
+                     job.n, WTERMSIG(status), strsignal(WTERMSIG(status)));
+        return std::nullopt;
+    }
+    if (!received || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return std::nullopt;
+    return value;
+}
+
+struct Cell {
+    std::vector<double> samples;
+    unsigned failed = 0;
+};
+
+struct Summary {
+    double median;
+    double min;
+    double max;
+};
+
+Summary summarize(std::vector<double> samples)
+{
+    std::sort(samples.begin(), samples.end());
+    const std::size_t mid = samples.size() / 2;
+    const double median =
+        samples.size() % 2 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
+    return {median, samples.front(), samples.back()};
+}
+
+using CellKey = std::tuple<std::size_t, Workload, std::size_t>;
+
+class Results {
+public:
+    Cell &at(std::size_t impl, Workload workload, std::size_t n)
+    {
+        return cells_[{impl, workload, n}];
+    }
+    const Cell *find(std::size_t impl, Workload workload, std::size_t n) const
+    {
+        const auto it = cells_.find({impl, workload, n});
+        return it == cells_.end() ? nullptr : &it->second;
+    }
+    /* The median, if every run of the cell succeeded. */
+    std::optional<double> median(std::size_t impl, Workload workload, std::size_t n) const
+    {
+        const Cell *cell = find(impl, workload, n);
+        if (!cell || cell->failed || cell->samples.empty())
+            return std::nullopt;
+        return summarize(cell->samples).median;
+    }
+
+private:
+    std::map<CellKey, Cell> cells_;
+};
+
+class Progress {
+public:
+    explicit Progress(std::size_t total) : total_(total), shown_(isatty(STDERR_FILENO) == 1) {}
+    ~Progress()
+    {
+        if (shown_)
+            std::fputs("\r\033[K", stderr);
+    }
+    void step(const char *impl, const char *workload, std::size_t n)
+    {
+        ++done_;
+        if (shown_)
+            std::fprintf(stderr, "\r\033[K[%zu/%zu] %s %s n=%zu", done_, total_, impl, workload,
+                         n);
+    }
+
+private:
+    std::size_t total_;
+    std::size_t done_ = 0;
+    bool shown_;
+};
+
+bool selected(const Options &options, Workload workload)
+{
+    return std::find(options.workloads.begin(), options.workloads.end(), workload) !=
+           options.workloads.end();
+}
+
+std::vector<Workload> timed_workloads(const Options &options)
+{
+    std::vector<Workload> timed;
+    for (const WorkloadInfo &w : kWorkloads)
+        if (w.id != Workload::memory && selected(options, w.id))
+            timed.push_back(w.id);
+    return timed;
+}
+
+Results run_all(const Options &options)
+{
+    Results results;
+    const std::vector<Workload> timed = timed_workloads(options);
+    const bool memory = selected(options, Workload::memory);
+    Progress progress(options.impls.size() *
+                      (options.ns.size() * timed.size() * options.runs + (memory ? 1 : 0)));
+
+    const auto record = [&](std::size_t impl, const Job &job) {
+        progress.step(kImplementations[impl].name, info(job.workload).key, job.n);
+        Cell &cell = results.at(impl, job.workload, job.n);
+        if (const std::optional<double> value = run_isolated(kImplementations[impl], job))
+            cell.samples.push_back(*value);
+        else
+            ++cell.failed;
+    };
+    for (const std::size_t n : options.ns)
+        for (const Workload workload : timed)
+            for (unsigned run = 0; run < options.runs; ++run)
+                for (const std::size_t impl : options.impls)
+                    record(impl, Job{workload, n, options.seed});
+    if (memory)
+        for (const std::size_t impl : options.impls)
+            record(impl, Job{Workload::memory, options.ns.back(), options.seed});
+    return results;
+}
+
+std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string format(const char *fmt, ...)
+{
+    char buffer[128];
+    va_list args;
+    va_start(args, fmt);
+    std::vsnprintf(buffer, sizeof buffer, fmt, args);
+    va_end(args);
+    return buffer;
+}
+
+std::string figure(double value) { return format(value < 100 ? "%.1f" : "%.0f", value); }
+
+std::string ratio(double value)
+{
+    return format(value < 0.1 ? "%.3f" : value < 10 ? "%.2f" : "%.1f", value);
+}
+
+std::string n_label(std::size_t n)
+{
+    if (n % 1'000'000 == 0)
+        return std::to_string(n / 1'000'000) + "M";
+    if (n % 1'000 == 0)
+        return std::to_string(n / 1'000) + "k";
+    return std::to_string(n);
+}
+
+std::string cell_text(const Results &results, std::size_t impl, Workload workload, std::size_t n)
+{
+    const Cell *cell = results.find(impl, workload, n);
+    if (!cell)
+        return "-";
+    if (cell->failed)
+        return "FAIL";
+    const Summary s = summarize(cell->samples);
+    if (cell->samples.size() == 1)
+        return figure(s.median);
+    return figure(s.median) + " (" + figure(s.min) + "-" + figure(s.max) + ")";
+}
+
+using Row = std::vector<std::string>;
+
+/* A Markdown table, padded to line up in a terminal too. */
+void print_table(const std::vector<Row> &rows)
+{
+    std::vector<std::size_t> widths(rows[0].size(), 3);
+    for (const Row &row : rows)
+        for (std::size_t i = 0; i < row.size(); ++i)
+            widths[i] = std::max(widths[i], row[i].size());
+    const auto print_row = [&](const Row &row) {
+        for (std::size_t i = 0; i < row.size(); ++i)
+            std::printf(i == 0 ? "| %-*s " : "| %*s ", static_cast<int>(widths[i]),
+                        row[i].c_str());
+        std::puts("|");
+    };
+    print_row(rows[0]);
+    for (std::size_t i = 0; i < widths.size(); ++i)
+        std::printf("|%s%s", std::string(widths[i] + 1, '-').c_str(), i == 0 ? "-" : ":");
+    std::puts("|");
+    for (std::size_t r = 1; r < rows.size(); ++r)
+        print_row(rows[r]);
+}
+
+void print_report(const Options &options, const Results &results)
+{
+    const std::vector<Workload> timed = timed_workloads(options);
+    const bool memory = selected(options, Workload::memory);
+    const std::size_t memory_n = options.ns.back();
+
+    std::printf("tw-bench, tickwheel %s: ns per operation (W4: per timer, W5: per step), "
+                "median (min-max) of %u run%s, seed %" PRIu64 "\n",
+                tw_version(), options.runs, options.runs == 1 ? "" : "s", options.seed);
+
+    for (const std::size_t n : options.ns) {
+        const bool with_memory = memory && n == memory_n;
+        if (timed.empty() && !with_memory)
+            continue;
+        std::vector<Row> rows;
+        Row header{"implementation"};
+        for (const Workload workload : timed)
+            header.push_back(std::string(info(workload).key) + " " + info(workload).name);
+        if (with_memory)
+            header.push_back("B/timer");
+        rows.push_back(header);
+        for (const std::size_t impl : options.impls) {
+            Row row{kImplementations[impl].name};
+            for (const Workload workload : timed)
+                row.push_back(cell_text(results, impl, workload, n));
+            if (with_memory)
+                row.push_back(cell_text(results, impl, Workload::memory, n));
+            rows.push_back(row);
+        }
+        std::printf("\nN = %s\n", n_label(n).c_str());
+        print_table(rows);
+    }
+
+    const bool with_tickwheel =
+        std::find(options.impls.begin(), options.impls.end(), kTickwheel) != options.impls.end();
+    if (with_tickwheel && options.impls.size() > 1) {
+        std::vector<Row> rows;
+        Row header{"peer"};
+        for (const std::size_t n : options.ns)
+            for (const Workload workload : timed)
+                header.push_back(std::string(info(workload).key) + " " + n_label(n));
+        if (memory)
+            header.push_back("B/timer " + n_label(memory_n));
+        rows.push_back(header);
+        const auto ratio_text = [&](std::size_t impl, Workload workload, std::size_t n) {
+            const std::optional<double> ours = results.median(kTickwheel, workload, n);
+            const std::optional<double> theirs = results.median(impl, workload, n);
+            return ours && theirs && *theirs > 0 ? ratio(*ours / *theirs) : std::string("-");
+        };
+        for (const std::size_t impl : options.impls) {
+            if (impl == kTickwheel)
+                continue;
+            Row row{kImplementations[impl].name};
+            for (const std::size_t n : options.ns)
+                for (const Workload workload : timed)
+                    row.push_back(ratio_text(impl, workload, n));
+            if (memory)
+                row.push_back(ratio_text(impl, Workload::memory, memory_n));
+            rows.push_back(row);
+        }
+        std::puts(
+            "\ntickwheel / peer, ratio of medians (below 1: tickwheel is faster or smaller)");
+        print_table(rows);
+    }
+
+    std::puts("\nDelays uniform in [1 ms, 30 s]; every run in a fresh process.");
+    if (memory)
+        std::puts("B/timer: peak RSS growth from before the implementation is set up until N "
+                  "timers are\n"
+                  "armed, the caller's per-timer objects included, divided by N.");
+    const auto chosen = [&](const char *name) {
+        return std::any_of(options.impls.begin(), options.impls.end(), [&](std::size_t impl) {
+            return std::strcmp(kImplementations[impl].name, name) == 0;
+        });
+    };
+    if (chosen("libevent-common"))
+        std::puts("libevent-common: delays quantized to 16 durations, the middles of 16 equal "
+                  "slices of\n"
+                  "[1 ms, 30 s]: common timeouts only pay off with a few distinct durations.");
+    if (selected(options, Workload::expire))
+        std::puts(
+            "W4: tickwheel and multimap advance an injected clock past the last deadline once.\n"
+            "libevent, libev and libuv read the real clock: they arm the delays divided by 1000,\n"
+            "[1 us, 30 ms] (libuv: rounded up to whole ms), wait until all are due, and the\n"
+            "figure is one non-blocking loop turn (one epoll_wait included).");
+}
+
+void print_json(std::FILE *out, const Options &options, const Results &results)
+{
+    std::fprintf(
+        out,
+        "{\n  \"tool\": \"tw-bench\",\n  \"tickwheel_version\": \"%s\",\n  \"seed\": %" PRIu64
+        ",\n  \"runs\": %u,\n  \"delay_min_ns\": %" PRIu64 ",\n  \"delay_max_ns\": %" PRIu64
+        ",\n  \"results\": [",
+        tw_version(), options.seed, options.runs, bench::kDelayMinNs, bench::kDelayMaxNs);
+    const char *separator = "\n";
+    for (const std::size_t impl : options.impls)
+        for (const WorkloadInfo &w : kWorkloads)
+            for (const std::size_t n : options.ns) {
+                const Cell *cell = results.find(impl, w.id, n);
+                if (!cell)
+                    continue;
+                std::fprintf(
+                    out, "%s    {\"implementation\": \"%s\", \"workload\": \"%s\", \"n\": %zu, ",
+                    separator, kImplementations[impl].name, w.key, n);
+                separator = ",\n";
+                const char *unit = w.id == Workload::memory ? "bytes_per_timer" : "median_ns";
+                if (cell->samples.empty()) {
+                    std::fprintf(out, "\"%s\": null", unit);
+                } else {
+                    const Summary s = summarize(cell->samples);
+                    std::fprintf(out, "\"%s\": %.3f", unit, s.median);
+                    if (w.id != Workload::memory)
+                        std::fprintf(out, ", \"min_ns\": %.3f, \"max_ns\": %.3f", s.min, s.max);
+                }
+                std::fprintf(out, ", \"runs\": %zu, \"failed\": %u}", cell->samples.size(),
+                             cell->failed);
+            }
+    std::fputs("\n  ]\n}\n", out);
+}
+
+bool any_failed(const Options &options, const Results &results)
+{
+    for (const std::size_t impl : options.impls)
+        for (const WorkloadInfo &w : kWorkloads)
+            for (const std::size_t n : options.ns)
+                if (const Cell *cell = results.find(impl, w.id, n); cell && cell->failed)
+                    return true;
+    return false;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    Options options;
+    if (const int status = parse_options(argc, argv, options))
+        return status == 1 ? 0 : 2;
+
+    if (options.cpu >= 0) {
+        cpu_set_t cpus;
+        CPU_ZERO(&cpus);
+        CPU_SET(options.cpu, &cpus);
+        if (sched_setaffinity(0, sizeof cpus, &cpus) != 0) {
+            std::fprintf(stderr, "tw-bench: cannot pin to CPU %d: %s\n", options.cpu,
+                         std::strerror(errno));
+            return 2;
+        }
+    }
+
+    std::FILE *export_json = nullptr;
+    if (options.export_json && !(export_json = std::fopen(options.export_json, "we"))) {
+        std::fprintf(stderr, "tw-bench: %s: %s\n", options.export_json, std::strerror(errno));
+        return 2;
+    }
+
+    const Results results = run_all(options);
+
+    if (options.json)
+        print_json(stdout, options, results);
+    else
+        print_report(options, results);
+    bool ok = !any_failed(options, results);
+    if (export_json) {
+        print_json(export_json, options, results);
+        if (std::fclose(export_json) != 0) {
+            std::fprintf(stderr, "tw-bench: %s: %s\n", options.export_json, std::strerror(errno));
+            ok = false;
+        }
+    }
+    return ok ? 0 : 1;
+}
