@@ -203,6 +203,38 @@ static void test_stats_struct_size(void **state)
     tw_wheel_free(w);
 }
 
+/* Distinct callback addresses: the wheel only compares them, and each timer
+ * is cancelled before anything could call it. */
+static tw_timer_cb *fake_callback(uintptr_t k)
+{
+    return (tw_timer_cb *)(void (*)(void))(uintptr_t)(0x100000 + 16 * k);
+}
+
+static void test_too_many_callbacks(void **state)
+{
+    (void)state;
+    tw_wheel *w;
+    tw_timer t;
+    assert_int_equal(tw_wheel_new(NULL, 0, &w), 0);
+    assert_int_equal(tw_wheel_schedule(w, 10, count, NULL, &t), 0);
+    assert_int_equal(tw_wheel_cancel(w, t), 0);
+    for (uintptr_t k = 1; k < 0xffff; k++) {
+        assert_int_equal(tw_wheel_schedule(w, 10, fake_callback(k), NULL, &t), 0);
+        assert_int_equal(tw_wheel_cancel(w, t), 0);
+    }
+    assert_int_equal(tw_wheel_schedule(w, 10, fake_callback(0xffff), NULL, &t), TW_ENOSPC);
+    assert_int_equal(t, 0);
+    /* Callbacks already known still work, the first and the last. */
+    assert_int_equal(tw_wheel_schedule(w, 10, fake_callback(0xfffe), NULL, &t), 0);
+    assert_int_equal(tw_wheel_cancel(w, t), 0);
+    FIRED = 0;
+    assert_int_equal(tw_wheel_schedule(w, 10, count, NULL, &t), 0);
+    assert_int_equal(tw_wheel_advance(w, 10), 1);
+    assert_int_equal(FIRED, 1);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_forged_handles),
         cmocka_unit_test(test_max_timers),
         cmocka_unit_test(test_stats_struct_size),
+        cmocka_unit_test(test_too_many_callbacks),
     };
     return cmocka_run_group_tests_name("capi", tests, NULL, NULL);
 }

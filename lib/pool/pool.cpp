@@ -38,8 +38,11 @@ bool Pool::init(uint32_t max_entries, uint32_t initial)
 {
     uint64_t limit = max_entries ? uint64_t(1) + max_entries : uint64_t(kMaxIndex);
     limit_ = limit > kMaxIndex ? kMaxIndex : uint32_t(limit);
-    uint64_t want = uint64_t(initial) + 1;
-    return initial <= limit_ - 1 && grow_to(uint32_t(want));
+    if (initial > limit_ - 1 || !grow_to(initial + 1))
+        return false;
+    /* Up front means touched: the first schedules take no page faults. */
+    std::memset(static_cast<void *>(&entries_[0]), 0, size_t(initial + 1) * sizeof(Entry));
+    return true;
 }
 
 bool Pool::grow_to(uint32_t need)
