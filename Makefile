@@ -1,6 +1,7 @@
 # A thin front door: installs what is missing, then hands over to meson.
 BUILD ?= build
 SANBUILD ?= build-sanitize
+TSANBUILD ?= build-tsan
 MESON ?= meson
 
 PACKAGES := g++ binutils pkg-config meson ninja-build libevent-dev libev-dev libuv1-dev \
@@ -30,12 +31,16 @@ $(SANBUILD)/build.ninja:
 	$(MESON) setup $(SANBUILD) -Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dc_args=-fno-sanitize-recover=all -Dcpp_args=-fno-sanitize-recover=all
 
+$(TSANBUILD)/build.ninja:
+	$(MESON) setup $(TSANBUILD) -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
+
 run: deps all
 	$(BUILD)/tools/tw-bench --quick
 
-test: deps all $(SANBUILD)/build.ninja
+test: deps all $(SANBUILD)/build.ninja $(TSANBUILD)/build.ninja
 	ninja -C $(SANBUILD)
-	test/run-suites.sh $(BUILD) $(SANBUILD)
+	ninja -C $(TSANBUILD) test/test-inbox test/test-loop
+	test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop
 
 bench: deps all
 	tools/bench.sh $(BUILD)/tools/tw-bench
@@ -44,4 +49,4 @@ install: all
 	$(MESON) install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(SANBUILD)
+	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD)

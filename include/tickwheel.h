@@ -44,7 +44,9 @@ extern "C" {
     XX(EINVAL, -22, "invalid argument")                                        \
     XX(ENOSPC, -28, "too many distinct callbacks")                             \
     XX(ERANGE, -34, "value out of range")                                      \
-    XX(EUCLEAN, -117, "internal invariant violated")
+    XX(ETIMEDOUT, -110, "timed out")                                           \
+    XX(EUCLEAN, -117, "internal invariant violated")                           \
+    XX(ECANCELED, -125, "cancelled: the loop was freed first")
 
 enum {
 #define TW__ERRNO_ENUM(name, value, text) TW_##name = value,
@@ -94,6 +96,11 @@ typedef struct tw_wheel_stats {
     uint64_t high_water;      /* most entries in use at once */
     uint64_t reused;          /* schedules served from the free list */
     uint64_t bytes;           /* heap held by the wheel */
+    /* How late timers fired: the advance's now minus the deadline, in ns,
+     * over every fire; percentiles are upper bounds of log2 buckets. */
+    uint64_t late_p50_ns;
+    uint64_t late_p99_ns;
+    uint64_t late_max_ns;
 } tw_wheel_stats;
 
 /* Fills config with the defaults and sets its struct_size. */
@@ -136,9 +143,9 @@ TW__PUBLIC int tw_wheel_reschedule(tw_wheel *wheel, tw_timer timer,
 /* The deadline an armed timer will fire at. */
 TW__PUBLIC int tw_wheel_deadline(const tw_wheel *wheel, tw_timer timer,
                                  uint64_t *ret) TW__NOEXCEPT;
-/* A time never later than the earliest armed deadline (exact unless that
- * timer sits in a level above 0 whose earliest member was cancelled, when
- * it is the start of that level's slot).  TW_ENOENT when nothing will fire. */
+/* A time never later than the earliest armed deadline: exact, unless the
+ * earliest member of that timer's slot left and the slot holds over 240
+ * timers, when it is the slot's start.  TW_ENOENT when nothing will fire. */
 TW__PUBLIC int tw_wheel_next_deadline(const tw_wheel *wheel,
                                       uint64_t *ret) TW__NOEXCEPT;
 /* Moves the wheel's time to now_ns (earlier times are clamped) and runs the
@@ -146,12 +153,122 @@ TW__PUBLIC int tw_wheel_next_deadline(const tw_wheel *wheel,
  * order they were armed.  Returns how many fired (saturating at INT32_MAX).
  * TW_EBUSY when called from one of this wheel's callbacks. */
 TW__PUBLIC int tw_wheel_advance(tw_wheel *wheel, uint64_t now_ns) TW__NOEXCEPT;
+/* As tw_wheel_advance, but returns after at most max_callbacks callbacks
+ * (0: no limit); the timers still due stay due, in order, and fire first
+ * at the next advance.  tw_wheel_next_deadline then answers a time <= now. */
+TW__PUBLIC int tw_wheel_advance_max(tw_wheel *wheel, uint64_t now_ns,
+                                    uint32_t max_callbacks) TW__NOEXCEPT;
 /* The wheel's time: the larger of the creation time and the last advance. */
 TW__PUBLIC uint64_t tw_wheel_now(const tw_wheel *wheel) TW__NOEXCEPT;
 TW__PUBLIC int tw_wheel_stats_get(const tw_wheel *wheel,
                                   tw_wheel_stats *ret) TW__NOEXCEPT;
 /* Checks every internal invariant; 0 or TW_EUCLEAN.  O(timers). */
 TW__PUBLIC int tw_wheel_verify(const tw_wheel *wheel) TW__NOEXCEPT;
+
+
+/*
+ * The loop: a wheel on one libevent event_base, with one timer event armed
+ * at the earliest deadline (no periodic tick: an idle loop never wakes), a
+ * clock read once per turn, and a bounded inbox through which other threads
+ * reach it.  Everything but the tw_loop_post* family and tw_loop_stop runs
+ * on the loop's thread.
+ */
+struct event_base;
+typedef struct tw_loop tw_loop;
+/* Monotonic nanoseconds; the default reads CLOCK_MONOTONIC. */
+typedef uint64_t tw_clock_fn(void *userdata);
+/* A posted function: status 0 when it runs on the loop's thread, or
+ * TW_ECANCELED when the loop is freed first (then on the freeing thread). */
+typedef void tw_loop_fn(tw_loop *loop, int status, void *userdata);
+/* Warnings: level 0 is a warning, 1 information. */
+typedef void tw_log_fn(int level, const char *message, void *userdata);
+
+typedef struct tw_loop_config {
+    size_t struct_size;       /* sizeof(tw_loop_config), set by _init */
+    uint64_t tick_ns;         /* the wheel's tick; default 1 ms */
+    uint32_t max_timers;      /* as tw_wheel_config; 0: no limit */
+    uint32_t inbox_capacity;  /* commands, rounded up to a power of 2; default 4096 */
+    uint32_t budget_callbacks; /* callbacks per loop turn, 0: no limit; default 10000 */
+    tw_clock_fn *clock;       /* NULL: CLOCK_MONOTONIC */
+    void *clock_userdata;
+    tw_log_fn *log;           /* NULL: silent */
+    void *log_userdata;
+} tw_loop_config;
+
+typedef struct tw_loop_stats {
+    size_t struct_size;       /* the caller sets sizeof(tw_loop_stats) */
+    uint64_t now_ns;          /* the clock as read at the start of the last turn */
+    uint64_t turns;           /* times the loop ran: timer event, inbox, by hand */
+    uint64_t wakeups;         /* timer event callbacks */
+    uint64_t rearms;          /* times the timer event was re-armed */
+    uint64_t fired;
+    uint64_t budget_stops;    /* turns that left due timers for the next turn */
+    uint64_t longest_turn_ns;
+    uint64_t late_p50_ns;     /* lateness: turn start minus deadline */
+    uint64_t late_p99_ns;
+    uint64_t late_max_ns;
+    uint64_t inbox_depth;     /* commands waiting now */
+    uint64_t inbox_high_water;
+    uint64_t inbox_refused;   /* posts answered TW_EAGAIN or TW_ETIMEDOUT */
+    uint64_t inbox_run;       /* commands carried out */
+    uint64_t clock_backwards; /* clock readings clamped to the previous one */
+    uint64_t suspend_ns;      /* total suspend time seen (CLOCK_BOOTTIME gap) */
+} tw_loop_stats;
+
+TW__PUBLIC void tw_loop_config_init(tw_loop_config *config) TW__NOEXCEPT;
+/* A loop on base, which it never dispatches itself and which must outlive
+ * it (free the loop first); base NULL gives the loop a base of its own,
+ * with precise timers, run by tw_loop_run.  The caller owns the loop and
+ * frees it with tw_loop_free. */
+TW__PUBLIC int tw_loop_new(struct event_base *base, const tw_loop_config *config,
+                           tw_loop **ret) TW__NOEXCEPT;
+/* Drops armed timers without their callbacks, reports every posted function
+ * not yet run with TW_ECANCELED, and frees the loop (and its own base).
+ * From one of the loop's callbacks, the free happens when the turn ends.
+ * No other thread may post to a loop being freed. */
+TW__PUBLIC void tw_loop_free(tw_loop *loop) TW__NOEXCEPT;
+/* Dispatches the loop's own base until tw_loop_stop; TW_EINVAL for a loop
+ * embedded in a caller's base. */
+TW__PUBLIC int tw_loop_run(tw_loop *loop) TW__NOEXCEPT;
+/* Makes tw_loop_run return after the current turn.  Any thread. */
+TW__PUBLIC int tw_loop_stop(tw_loop *loop) TW__NOEXCEPT;
+/* One turn by hand, for a loop driven from another event loop: reads the
+ * clock, runs the inbox, fires what is due and re-arms.  Returns how many
+ * timers fired. */
+TW__PUBLIC int tw_loop_process(tw_loop *loop) TW__NOEXCEPT;
+/* The time the loop's clock gave at the start of the current turn. */
+TW__PUBLIC uint64_t tw_loop_now(const tw_loop *loop) TW__NOEXCEPT;
+/* The earliest time the loop needs to run again; TW_ENOENT when idle. */
+TW__PUBLIC int tw_loop_next_deadline(const tw_loop *loop, uint64_t *ret) TW__NOEXCEPT;
+
+/* As the tw_wheel_ functions, on the loop's thread. */
+TW__PUBLIC int tw_loop_schedule(tw_loop *loop, uint64_t deadline_ns, tw_timer_cb *cb,
+                                void *userdata, tw_timer *ret) TW__NOEXCEPT;
+/* Relative to tw_loop_now. */
+TW__PUBLIC int tw_loop_schedule_relative(tw_loop *loop, uint64_t delay_ns, tw_timer_cb *cb,
+                                         void *userdata, tw_timer *ret) TW__NOEXCEPT;
+TW__PUBLIC int tw_loop_cancel(tw_loop *loop, tw_timer timer) TW__NOEXCEPT;
+TW__PUBLIC int tw_loop_reschedule(tw_loop *loop, tw_timer timer,
+                                  uint64_t deadline_ns) TW__NOEXCEPT;
+
+/* From any thread: queues fn to run on the loop's thread.  TW_EAGAIN when
+ * the inbox is full (nothing queued).  Every accepted function runs exactly
+ * once, or is reported TW_ECANCELED when the loop is freed. */
+TW__PUBLIC int tw_loop_post(tw_loop *loop, tw_loop_fn *fn, void *userdata) TW__NOEXCEPT;
+/* As tw_loop_post, but waits up to timeout_ns for room; TW_ETIMEDOUT. */
+TW__PUBLIC int tw_loop_post_wait(tw_loop *loop, tw_loop_fn *fn, void *userdata,
+                                 uint64_t timeout_ns) TW__NOEXCEPT;
+/* From any thread: queued timer commands.  A timer scheduled this way is
+ * known to its callback by the handle it receives; cancel and reschedule
+ * take a handle the caller got from the loop's thread, and a stale one is
+ * ignored. */
+TW__PUBLIC int tw_loop_post_schedule(tw_loop *loop, uint64_t deadline_ns, tw_timer_cb *cb,
+                                     void *userdata) TW__NOEXCEPT;
+TW__PUBLIC int tw_loop_post_cancel(tw_loop *loop, tw_timer timer) TW__NOEXCEPT;
+TW__PUBLIC int tw_loop_post_reschedule(tw_loop *loop, tw_timer timer,
+                                       uint64_t deadline_ns) TW__NOEXCEPT;
+
+TW__PUBLIC int tw_loop_stats_get(const tw_loop *loop, tw_loop_stats *ret) TW__NOEXCEPT;
 
 #if defined(__cplusplus)
 }

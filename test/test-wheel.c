@@ -413,6 +413,34 @@ static void test_batch(void **state)
     tw_wheel_free(w);
 }
 
+static void test_advance_budget(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t[10];
+    for (uintptr_t i = 0; i < 10; i++)
+        t[i] = arm(w, (10 - i / 2) * MS, i);     /* pairs of equal deadlines */
+    /* Three at a time, the round left pending between calls. */
+    assert_int_equal(tw_wheel_advance_max(w, SEC, 3), 3);
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+    assert_true(next <= SEC);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    /* A pending timer can be cancelled or moved away before it fires. */
+    assert_int_equal(tw_wheel_cancel(w, t[4]), 0);          /* 8 ms, not yet fired */
+    assert_int_equal(tw_wheel_reschedule(w, t[1], 2 * SEC), 0);
+    assert_int_equal(tw_wheel_advance_max(w, SEC, 3), 3);
+    assert_int_equal(tw_wheel_advance_max(w, SEC, 0), 2);
+    assert_int_equal(LOG.n, 8);
+    uintptr_t want[] = {8, 9, 6, 7, 5, 2, 3, 0};
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(LOG.ids[i], want[i]);
+    assert_int_equal(tw_wheel_advance(w, 2 * SEC), 1);
+    assert_int_equal(LOG.ids[8], 1);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_free_with_timers_armed),
         cmocka_unit_test(test_next_deadline_tracks_cancel),
         cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_advance_budget),
     };
     return cmocka_run_group_tests_name("wheel", tests, NULL, NULL);
 }

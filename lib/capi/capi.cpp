@@ -153,16 +153,21 @@ int tw_wheel_next_deadline(const tw_wheel *wheel, uint64_t *ret) noexcept
     return wheel->core.next_deadline(ret);
 }
 
-int tw_wheel_advance(tw_wheel *wheel, uint64_t now_ns) noexcept
+int tw_wheel_advance_max(tw_wheel *wheel, uint64_t now_ns, uint32_t max_callbacks) noexcept
 {
     if (!wheel)
         return TW_EINVAL;
     if (wheel->core.advancing())
         return TW_EBUSY;
-    uint64_t fired = wheel->core.advance(now_ns);
+    uint64_t fired = wheel->core.advance(now_ns, max_callbacks);
     if (wheel->core.free_requested())
         delete wheel;
     return fired > INT_MAX ? INT_MAX : int(fired);
+}
+
+int tw_wheel_advance(tw_wheel *wheel, uint64_t now_ns) noexcept
+{
+    return tw_wheel_advance_max(wheel, now_ns, 0);
 }
 
 uint64_t tw_wheel_now(const tw_wheel *wheel) noexcept

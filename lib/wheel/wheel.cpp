@@ -326,13 +326,35 @@ int Wheel::next_deadline(uint64_t *ret) const
         if (!occupied_[level])
             continue;
         unsigned slot = unsigned(__builtin_ctzll(occupied_[level]));
-        if (min_known_[level] & (uint64_t(1) << slot))
-            *ret = slot_min_[level * kSlots + slot];
-        else
+        uint32_t list = level * kSlots + slot;
+        uint64_t bit = uint64_t(1) << slot;
+        if (!(min_known_[level] & bit) && !rescan_min(list))
             *ret = slot_start_tick(level, slot) * tick_.divisor();
+        else
+            *ret = slot_min_[list];
         return 0;
     }
     return TW_ENOENT;
+}
+
+/* Recomputes a slot's lost minimum when the slot is small enough that a
+ * scan is cheap; a large slot keeps answering its start (never late). */
+bool Wheel::rescan_min(uint32_t list) const
+{
+    unsigned blocks = 0;
+    for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next)
+        if (++blocks > kRescanBlocks)
+            return false;
+    uint64_t m = TW_NEVER;
+    for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next) {
+        const Block &blk = blocks_[b];
+        for (unsigned k = 0; k < blk.fill; k++)
+            if (blk.idx[k] != kNil && pool_.at(blk.idx[k]).deadline < m)
+                m = pool_.at(blk.idx[k]).deadline;
+    }
+    slot_min_[list] = m;
+    min_known_[list / kSlots] |= uint64_t(1) << (list % kSlots);
+    return true;
 }
 
 /* Moves every entry of a higher-level slot to its place below, in order.
@@ -448,51 +470,55 @@ uint32_t Wheel::gather_due(uint64_t now_ns)
     return n;
 }
 
-/* Fires the due timers whose deadline is <= now_ns, in deadline order.
- * Timers made due by the callbacks of one round fire in the next. */
-uint64_t Wheel::run_due(uint64_t now_ns)
+/* Fires the due timers whose deadline is <= now_ns, in deadline order, at
+ * most budget of them.  Timers made due by the callbacks of one round fire
+ * in the next. */
+uint64_t Wheel::run_due(uint64_t now_ns, uint64_t budget)
 {
     uint64_t fired = 0;
-    while (lists_[kDue].head != kNil) {
-        uint32_t n = gather_due(now_ns);
-        if (n == 0)
-            break;
-        round_n_ = n;
-        for (round_at_ = 0; round_at_ < n; round_at_++) {
-            if (round_at_ + 8 < n && round_[round_at_ + 8].idx != kNil)
-                __builtin_prefetch(&pool_.at(round_[round_at_ + 8].idx));
-            uint32_t i = round_[round_at_].idx;
+    for (;;) {
+        if (round_at_ == round_n_) {
+            round_n_ = round_at_ = 0;
+            if (lists_[kDue].head == kNil || (round_n_ = gather_due(now_ns)) == 0)
+                return fired;
+        }
+        while (round_at_ < round_n_) {
+            if (fired == budget || free_requested_)
+                return fired;
+            uint32_t k = round_at_++;
+            if (k + 8 < round_n_ && round_[k + 8].idx != kNil)
+                __builtin_prefetch(&pool_.at(round_[k + 8].idx));
+            uint32_t i = round_[k].idx;
             if (i == kNil)
                 continue;
             Entry &e = pool_.at(i);
             e.state = kStateRunning;
+            uint64_t late = now_ns - e.deadline;
+            late_log2_[late ? 64 - __builtin_clzll(late) : 0]++;
+            if (late > late_max_)
+                late_max_ = late;
             cbs_[e.cb](handle(i, e), e.deadline, e.userdata);
             /* The callback may have grown the pool: e may have moved. */
             if (pool_.at(i).state == kStateRunning)
                 pool_.release(i);
             fired++;
             fired_++;
-            if (free_requested_)
-                break;
         }
-        round_n_ = round_at_ = 0;
-        if (free_requested_)
-            break;
     }
-    return fired;
 }
 
-uint64_t Wheel::advance(uint64_t now_ns)
+uint64_t Wheel::advance(uint64_t now_ns, uint64_t max_callbacks)
 {
     if (now_ns < now_ns_)
         now_ns = now_ns_;
     now_ns_ = now_ns;
     uint64_t target = tick_.divide(now_ns);
+    uint64_t budget = max_callbacks ? max_callbacks : UINT64_MAX;
     uint64_t fired = 0;
     advancing_ = true;
     for (;;) {
-        fired += run_due(now_ns);
-        if (free_requested_)
+        fired += run_due(now_ns, budget - fired);
+        if (free_requested_ || fired == budget)
             break;
         unsigned level = 0;
         while (level < kLevels && !occupied_[level])
@@ -509,7 +535,9 @@ uint64_t Wheel::advance(uint64_t now_ns)
         else
             slot_to_due(slot);
     }
-    if (!free_requested_ && target > cur_)
+    /* Stopped by the budget, cur_ stays at the last slot visited, so the
+     * next advance resumes the walk where this one left it. */
+    if (!free_requested_ && fired < budget && target > cur_)
         cur_ = target;
     advancing_ = false;
     return fired;
@@ -529,6 +557,21 @@ void Wheel::stats(tw_wheel_stats *ret) const
     s.capacity = pool_.capacity();
     s.high_water = pool_.high_water();
     s.reused = pool_.reused();
+    uint64_t total = 0, seen = 0;
+    for (uint64_t c : late_log2_)
+        total += c;
+    for (unsigned b = 0; b < 65 && total; b++) {
+        uint64_t before = seen;
+        seen += late_log2_[b];
+        uint64_t upper = b == 0 ? 0 : b == 64 ? UINT64_MAX : (uint64_t(1) << b) - 1;
+        if (upper > late_max_)
+            upper = late_max_;
+        if (before < (total + 1) / 2 && seen >= (total + 1) / 2)
+            s.late_p50_ns = upper;
+        if (before < total - total / 100 && seen >= total - total / 100)
+            s.late_p99_ns = upper;
+    }
+    s.late_max_ns = late_max_;
     s.bytes = pool_.bytes() + blocks_.bytes() + round_cap_ * sizeof(Due) +
               cbs_cap_ * (sizeof(*cbs_) + 2 * sizeof(*cb_hash_)) + sizeof(*this);
     size_t n = ret->struct_size < sizeof(s) ? ret->struct_size : sizeof(s);
@@ -600,13 +643,17 @@ int Wheel::verify() const
         if (e.state > kStateRunning)
             return TW_EUCLEAN;
         counted[e.state]++;
-        if (e.state == kStateFiring && (e.pos >= round_n_ || round_[e.pos].idx != i))
+        if (e.state == kStateFiring &&
+            (e.pos < round_at_ || e.pos >= round_n_ || round_[e.pos].idx != i))
             return TW_EUCLEAN;
     }
     if (counted[kStateFree] != free_listed || free_listed != pool_.free_count() ||
         counted[kStateArmed] != armed)
         return TW_EUCLEAN;
-    if (!advancing_ && (counted[kStateFiring] || counted[kStateRunning]))
+    uint64_t pending = 0;
+    for (uint32_t k = round_at_; k < round_n_; k++)
+        pending += round_[k].idx != kNil;
+    if (counted[kStateFiring] != pending || (!advancing_ && counted[kStateRunning]))
         return TW_EUCLEAN;
     if (pool_.in_use() + free_listed != uint64_t(pool_.fresh() - 1))
         return TW_EUCLEAN;

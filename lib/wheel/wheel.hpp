@@ -30,8 +30,8 @@
  * is what makes expiry slow, not the bookkeeping.
  *
  * Each slot caches the minimum deadline of its members while it is known
- * exactly; cancelling that member drops the cache until the slot empties,
- * and next_deadline() then answers the slot's start instead (never late).
+ * exactly; when that member leaves, next_deadline() rescans a small slot,
+ * and answers a large one's start instead (never late, rarely early).
  */
 #ifndef TW_WHEEL_HPP
 #define TW_WHEEL_HPP
@@ -78,6 +78,9 @@ public:
      * tail per list is the most a run of cascades adds beyond what it frees. */
     static constexpr uint64_t kBlockReserve = kLists + 1;
     static constexpr uint32_t kMaxCallbacks = 0xffff;
+    /* next_deadline rescans a slot whose minimum left if it has this many
+     * blocks at most (240 timers); beyond, it answers the slot's start. */
+    static constexpr unsigned kRescanBlocks = 4;
 
     Wheel() = default;
     Wheel(const Wheel &) = delete;
@@ -93,7 +96,8 @@ public:
     int reschedule(tw_timer timer, uint64_t deadline);
     int deadline(tw_timer timer, uint64_t *ret) const;
     int next_deadline(uint64_t *ret) const;
-    uint64_t advance(uint64_t now_ns);
+    /* Fires what is due at now_ns, at most max_callbacks (0: no limit). */
+    uint64_t advance(uint64_t now_ns, uint64_t max_callbacks = 0);
     uint64_t now() const { return now_ns_; }
     void stats(tw_wheel_stats *ret) const;
     int verify() const;
@@ -143,10 +147,11 @@ private:
     }
     int intern_callback(tw_timer_cb *cb);
     uint32_t arm(uint64_t deadline, uint16_t cb, void *userdata);
+    bool rescan_min(uint32_t list) const;
     void cascade(unsigned level, unsigned slot);
     void slot_to_due(unsigned slot);
     uint32_t gather_due(uint64_t now_ns);
-    uint64_t run_due(uint64_t now_ns);
+    uint64_t run_due(uint64_t now_ns, uint64_t budget);
 
     Pool pool_;
     BlockPool blocks_;
@@ -155,13 +160,17 @@ private:
     uint64_t now_ns_ = 0;
     uint64_t cur_ = 0;                      /* current tick */
     uint64_t occupied_[kLevels] = {};       /* slot is non-empty */
-    uint64_t min_known_[kLevels] = {};      /* slot_min_ is exact */
-    uint64_t slot_min_[kDue] = {};
+    mutable uint64_t min_known_[kLevels] = {};  /* slot_min_ is exact */
+    mutable uint64_t slot_min_[kDue] = {};
     mutable uint64_t due_min_ = 0;
     mutable bool due_min_known_ = false;
 
-    Due *round_ = nullptr;                  /* the current dispatch round */
+    /* The current dispatch round: [round_at_, round_n_) still to fire.  A
+     * budgeted advance may leave it pending until the next advance. */
+    Due *round_ = nullptr;
     uint32_t round_cap_ = 0, round_n_ = 0, round_at_ = 0;
+    uint64_t late_log2_[65] = {};           /* lateness: bucket b < 2^b ns */
+    uint64_t late_max_ = 0;
 
     tw_timer_cb **cbs_ = nullptr;           /* callback table */
     uint32_t ncbs_ = 0, cbs_cap_ = 0;

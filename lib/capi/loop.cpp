@@ -1,0 +1,191 @@
+/*
+ * The C boundary of the loop: argument checks, then the core.  Functions
+ * other threads may call (the post family and tw_loop_stop) touch only the
+ * inbox and atomics.
+ */
+#include <climits>
+#include <cstring>
+#include <new>
+
+#include <event2/event.h>
+
+#include "loop/loop.hpp"
+#include "tickwheel.h"
+
+namespace {
+
+int count(uint64_t fired)
+{
+    return fired > INT_MAX ? INT_MAX : int(fired);
+}
+
+int post(tw_loop *loop, const tw::Command &command)
+{
+    return loop ? loop->core.post(command) : TW_EINVAL;
+}
+
+} // namespace
+
+extern "C" {
+
+void tw_loop_config_init(tw_loop_config *config) noexcept
+{
+    if (!config)
+        return;
+    std::memset(config, 0, sizeof(*config));
+    config->struct_size = sizeof(*config);
+    config->tick_ns = TW_TICK_DEFAULT_NS;
+    config->inbox_capacity = 4096;
+    config->budget_callbacks = 10000;
+}
+
+int tw_loop_new(struct event_base *base, const tw_loop_config *config, tw_loop **ret) noexcept
+{
+    if (!ret)
+        return TW_EINVAL;
+    *ret = nullptr;
+    tw_loop_config c;
+    tw_loop_config_init(&c);
+    if (config) {
+        if (config->struct_size != sizeof(tw_loop_config) || config->inbox_capacity > (1u << 30))
+            return TW_EINVAL;
+        c = *config;
+    }
+    auto *loop = new (std::nothrow) tw_loop;
+    if (!loop)
+        return TW_ENOMEM;
+    int r = loop->core.init(loop, base, c);
+    if (r < 0) {
+        delete loop;
+        return r;
+    }
+    *ret = loop;
+    return 0;
+}
+
+void tw_loop_free(tw_loop *loop) noexcept
+{
+    if (!loop)
+        return;
+    if (loop->core.in_turn() || loop->core.running()) {
+        loop->core.request_free();
+        if (!loop->core.in_turn())
+            event_base_loopbreak(loop->core.base());
+        return;
+    }
+    delete loop;
+}
+
+int tw_loop_run(tw_loop *loop) noexcept
+{
+    if (!loop || loop->core.running() || loop->core.in_turn())
+        return TW_EINVAL;
+    int r = loop->core.run();
+    if (r == 0 && loop->core.free_requested())
+        delete loop;
+    return r;
+}
+
+int tw_loop_stop(tw_loop *loop) noexcept
+{
+    if (!loop)
+        return TW_EINVAL;
+    loop->core.stop();
+    return 0;
+}
+
+int tw_loop_process(tw_loop *loop) noexcept
+{
+    if (!loop)
+        return TW_EINVAL;
+    if (loop->core.in_turn())
+        return TW_EBUSY;
+    uint64_t fired = loop->core.process();
+    if (loop->core.free_requested() && !loop->core.running())
+        delete loop;
+    return count(fired);
+}
+
+uint64_t tw_loop_now(const tw_loop *loop) noexcept
+{
+    return loop ? loop->core.now() : 0;
+}
+
+int tw_loop_next_deadline(const tw_loop *loop, uint64_t *ret) noexcept
+{
+    if (!loop || !ret)
+        return TW_EINVAL;
+    return loop->core.next_deadline(ret);
+}
+
+int tw_loop_schedule(tw_loop *loop, uint64_t deadline_ns, tw_timer_cb *cb, void *userdata,
+                     tw_timer *ret) noexcept
+{
+    if (ret)
+        *ret = 0;
+    if (!loop || !cb || !ret || loop->core.free_requested())
+        return TW_EINVAL;
+    return loop->core.schedule(deadline_ns, cb, userdata, ret);
+}
+
+int tw_loop_schedule_relative(tw_loop *loop, uint64_t delay_ns, tw_timer_cb *cb, void *userdata,
+                              tw_timer *ret) noexcept
+{
+    if (!loop)
+        return tw_loop_schedule(loop, 0, cb, userdata, ret);
+    uint64_t now = loop->core.now();
+    uint64_t deadline = delay_ns > TW_NEVER - now ? TW_NEVER : now + delay_ns;
+    return tw_loop_schedule(loop, deadline, cb, userdata, ret);
+}
+
+int tw_loop_cancel(tw_loop *loop, tw_timer timer) noexcept
+{
+    return loop ? loop->core.cancel(timer) : TW_EINVAL;
+}
+
+int tw_loop_reschedule(tw_loop *loop, tw_timer timer, uint64_t deadline_ns) noexcept
+{
+    return loop ? loop->core.reschedule(timer, deadline_ns) : TW_EINVAL;
+}
+
+int tw_loop_post(tw_loop *loop, tw_loop_fn *fn, void *userdata) noexcept
+{
+    if (!fn)
+        return TW_EINVAL;
+    return post(loop, {tw::Command::kRun, 0, 0, fn, nullptr, userdata});
+}
+
+int tw_loop_post_wait(tw_loop *loop, tw_loop_fn *fn, void *userdata, uint64_t timeout_ns) noexcept
+{
+    if (!loop || !fn)
+        return TW_EINVAL;
+    return loop->core.post_wait({tw::Command::kRun, 0, 0, fn, nullptr, userdata}, timeout_ns);
+}
+
+int tw_loop_post_schedule(tw_loop *loop, uint64_t deadline_ns, tw_timer_cb *cb,
+                          void *userdata) noexcept
+{
+    if (!cb)
+        return TW_EINVAL;
+    return post(loop, {tw::Command::kSchedule, deadline_ns, 0, nullptr, cb, userdata});
+}
+
+int tw_loop_post_cancel(tw_loop *loop, tw_timer timer) noexcept
+{
+    return post(loop, {tw::Command::kCancel, 0, timer, nullptr, nullptr, nullptr});
+}
+
+int tw_loop_post_reschedule(tw_loop *loop, tw_timer timer, uint64_t deadline_ns) noexcept
+{
+    return post(loop, {tw::Command::kReschedule, deadline_ns, timer, nullptr, nullptr, nullptr});
+}
+
+int tw_loop_stats_get(const tw_loop *loop, tw_loop_stats *ret) noexcept
+{
+    if (!loop || !ret || ret->struct_size < sizeof(size_t) + sizeof(uint64_t))
+        return TW_EINVAL;
+    loop->core.stats(ret);
+    return 0;
+}
+
+} // extern "C"

@@ -1,0 +1,364 @@
+#include "loop/loop.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <new>
+
+#include <event2/event.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace tw {
+
+namespace {
+
+uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+/* A growth of BOOTTIME - MONOTONIC below this is read-out jitter. */
+constexpr uint64_t kSuspendMinNs = 1000000;
+
+} // namespace
+
+Loop::~Loop()
+{
+    cancel_inbox();
+    if (timer_ev_)
+        event_free(timer_ev_);
+    if (wake_ev_)
+        event_free(wake_ev_);
+    if (wake_fd_ >= 0)
+        close(wake_fd_);
+    if (own_base_ && base_)
+        event_base_free(base_);
+}
+
+int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &config)
+{
+    self_ = self;
+    clock_ = config.clock;
+    clock_userdata_ = config.clock_userdata;
+    log_ = config.log;
+    log_userdata_ = config.log_userdata;
+    budget_ = config.budget_callbacks;
+    if (!clock_)
+        boot_gap_ = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
+    now_ = clock_ ? clock_(clock_userdata_) : clock_ns(CLOCK_MONOTONIC);
+
+    tw_wheel_config wc;
+    tw_wheel_config_init(&wc);
+    wc.tick_ns = config.tick_ns;
+    wc.max_timers = config.max_timers;
+    int r = wheel_.init(wc, now_);
+    if (r < 0)
+        return r;
+    if (!inbox_.init(config.inbox_capacity))
+        return TW_ENOMEM;
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0)
+        return TW_ENOMEM;
+    if (!base) {
+        struct event_config *cfg = event_config_new();
+        if (!cfg)
+            return TW_ENOMEM;
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+        base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+        if (!base)
+            return TW_ENOMEM;
+        own_base_ = true;
+    }
+    base_ = base;
+    timer_ev_ = event_new(base_, -1, 0, on_timer, this);
+    wake_ev_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, on_wake, this);
+    if (!timer_ev_ || !wake_ev_ || event_add(wake_ev_, nullptr) < 0)
+        return TW_ENOMEM;
+    return 0;
+}
+
+uint64_t Loop::read_clock()
+{
+    uint64_t t;
+    if (clock_) {
+        t = clock_(clock_userdata_);
+    } else {
+        uint64_t mono = clock_ns(CLOCK_MONOTONIC);
+        uint64_t gap = clock_ns(CLOCK_BOOTTIME) - mono;
+        if (gap > boot_gap_ + kSuspendMinNs) {
+            suspended_ += gap - boot_gap_;
+            boot_gap_ = gap;
+            log(1, "suspend detected: timers that fell due during it fire now");
+        }
+        t = mono + suspended_;
+    }
+    if (t < now_) {
+        clock_backwards_++;
+        t = now_;
+    }
+    return t;
+}
+
+void Loop::on_timer(int, short, void *arg)
+{
+    Loop *loop = static_cast<Loop *>(arg);
+    loop->wakeups_++;
+    loop->armed_ = TW_NEVER;
+    loop->turn();
+    if (loop->free_requested_ && !loop->running_)
+        delete loop->self_;
+}
+
+void Loop::on_wake(int fd, short, void *arg)
+{
+    Loop *loop = static_cast<Loop *>(arg);
+    uint64_t count;
+    while (read(fd, &count, sizeof(count)) > 0) {
+    }
+    loop->turn();
+    if (loop->free_requested_ && !loop->running_)
+        delete loop->self_;
+}
+
+uint64_t Loop::turn()
+{
+    uint64_t started = clock_ns(CLOCK_MONOTONIC);
+    in_turn_ = true;
+    now_ = read_clock();
+    turns_++;
+    run_inbox();
+    uint64_t fired = 0;
+    if (!free_requested_) {
+        fired = wheel_.advance(now_, budget_);
+        fired_ += fired;
+        uint64_t next;
+        if (budget_ && fired == budget_ && wheel_.next_deadline(&next) == 0 && next <= now_)
+            budget_stops_++;
+    }
+    in_turn_ = false;
+    if (stop_.exchange(false) && running_)
+        event_base_loopbreak(base_);
+    if (free_requested_) {
+        if (running_)
+            event_base_loopbreak(base_);
+        return fired;
+    }
+    rearm();
+    uint64_t took = clock_ns(CLOCK_MONOTONIC) - started;
+    if (took > longest_turn_)
+        longest_turn_ = took;
+    return fired;
+}
+
+void Loop::run_inbox()
+{
+    /* Cleared before draining: a post that finds it set has been seen. */
+    wake_pending_.exchange(false, std::memory_order_acq_rel);
+    uint64_t depth = inbox_.depth();
+    if (depth > inbox_high_)
+        inbox_high_ = depth;
+    Command c;
+    uint64_t n = 0, limit = inbox_.capacity();
+    while (n < limit && !free_requested_ && inbox_.pop(&c)) {
+        n++;
+        inbox_run_++;
+        switch (c.kind) {
+        case Command::kRun:
+            c.fn(self_, 0, c.userdata);
+            break;
+        case Command::kSchedule: {
+            tw_timer t;
+            if (wheel_.schedule(c.deadline, c.cb, c.userdata, &t) < 0)
+                log(0, "a posted schedule failed: no room for another timer");
+            break;
+        }
+        case Command::kCancel:
+            wheel_.cancel(c.timer);
+            break;
+        case Command::kReschedule:
+            wheel_.reschedule(c.timer, c.deadline);
+            break;
+        }
+    }
+    inbox_.publish();
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (n && waiters_.load(std::memory_order_relaxed)) {
+        std::lock_guard<std::mutex> lock(room_mutex_);
+        room_.notify_all();
+    }
+    /* A full drain may have left more: come back rather than starve timers. */
+    if (n == limit && !free_requested_)
+        wake();
+}
+
+void Loop::wake()
+{
+    if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+        uint64_t one = 1;
+        ssize_t r = write(wake_fd_, &one, sizeof(one));
+        (void)r;    /* only fails when the counter is already huge: awake */
+    }
+}
+
+void Loop::rearm()
+{
+    uint64_t next;
+    if (wheel_.next_deadline(&next) < 0) {
+        if (armed_ != TW_NEVER) {
+            event_del(timer_ev_);
+            armed_ = TW_NEVER;
+        }
+        return;
+    }
+    if (next == armed_)
+        return;
+    /* libevent measures the delay from its cached time: refresh it, and take
+     * the delay from a fresh reading, so the event lands on the deadline. */
+    uint64_t now = now_;
+    if (!clock_) {
+        event_base_update_cache_time(base_);
+        now = clock_ns(CLOCK_MONOTONIC) + suspended_;
+    }
+    uint64_t delay = next > now ? next - now : 0;
+    uint64_t us = delay / 1000 + (delay % 1000 != 0);
+    struct timeval tv;
+    tv.tv_sec = time_t(us / 1000000);
+    tv.tv_usec = suseconds_t(us % 1000000);
+    event_add(timer_ev_, &tv);
+    armed_ = next;
+    rearms_++;
+}
+
+int Loop::run()
+{
+    if (!own_base_)
+        return TW_EINVAL;
+    running_ = true;
+    rearm();
+    event_base_loop(base_, 0);
+    running_ = false;
+    return 0;
+}
+
+void Loop::stop()
+{
+    stop_.store(true);
+    wake();
+}
+
+uint64_t Loop::process()
+{
+    return turn();
+}
+
+int Loop::schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer *ret)
+{
+    int r = wheel_.schedule(deadline, cb, userdata, ret);
+    if (r == 0 && !in_turn_ && deadline < armed_)
+        rearm();
+    return r;
+}
+
+/* Outside a turn, the event follows the earliest deadline at once: when
+ * the timer it is armed for leaves or moves, and when one comes earlier. */
+int Loop::cancel(tw_timer timer)
+{
+    uint64_t old;
+    bool was_first = !in_turn_ && wheel_.deadline(timer, &old) == 0 && old <= armed_;
+    int r = wheel_.cancel(timer);
+    if (r == 0 && was_first)
+        rearm();
+    return r;
+}
+
+int Loop::reschedule(tw_timer timer, uint64_t deadline)
+{
+    uint64_t old;
+    bool was_first = !in_turn_ && wheel_.deadline(timer, &old) == 0 && old <= armed_;
+    int r = wheel_.reschedule(timer, deadline);
+    if (r == 0 && !in_turn_ && (was_first || deadline < armed_))
+        rearm();
+    return r;
+}
+
+int Loop::post(const Command &command)
+{
+    if (!inbox_.push(command)) {
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        return TW_EAGAIN;
+    }
+    wake();
+    return 0;
+}
+
+int Loop::post_wait(const Command &command, uint64_t timeout_ns)
+{
+    if (inbox_.push(command)) {
+        wake();
+        return 0;
+    }
+    auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(
+                     timeout_ns > uint64_t(INT64_MAX) / 2 ? INT64_MAX / 2 : int64_t(timeout_ns));
+    std::unique_lock<std::mutex> lock(room_mutex_);
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    bool pushed;
+    for (;;) {
+        pushed = inbox_.push(command);
+        if (pushed || room_.wait_until(lock, until) == std::cv_status::timeout) {
+            pushed = pushed || inbox_.push(command);
+            break;
+        }
+    }
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
+    lock.unlock();
+    if (!pushed) {
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        return TW_ETIMEDOUT;
+    }
+    wake();
+    return 0;
+}
+
+void Loop::cancel_inbox()
+{
+    Command c;
+    while (inbox_.pop(&c))
+        if (c.kind == Command::kRun)
+            c.fn(self_, TW_ECANCELED, c.userdata);
+    inbox_.publish();
+}
+
+void Loop::stats(tw_loop_stats *ret) const
+{
+    tw_wheel_stats w;
+    w.struct_size = sizeof(w);
+    wheel_.stats(&w);
+    tw_loop_stats s;
+    std::memset(&s, 0, sizeof(s));
+    s.now_ns = now_;
+    s.turns = turns_;
+    s.wakeups = wakeups_;
+    s.rearms = rearms_;
+    s.fired = fired_;
+    s.budget_stops = budget_stops_;
+    s.longest_turn_ns = longest_turn_;
+    s.late_p50_ns = w.late_p50_ns;
+    s.late_p99_ns = w.late_p99_ns;
+    s.late_max_ns = w.late_max_ns;
+    s.inbox_depth = inbox_.depth();
+    s.inbox_high_water = inbox_high_ > s.inbox_depth ? inbox_high_ : s.inbox_depth;
+    s.inbox_refused = refused_.load(std::memory_order_relaxed);
+    s.inbox_run = inbox_run_;
+    s.clock_backwards = clock_backwards_;
+    s.suspend_ns = suspended_;
+    size_t n = ret->struct_size < sizeof(s) ? ret->struct_size : sizeof(s);
+    s.struct_size = n;
+    std::memcpy(ret, &s, n);
+}
+
+} // namespace tw

@@ -1,0 +1,131 @@
+/*
+ * The loop: a wheel bound to one libevent event_base.
+ *
+ * One timer event stays armed at the wheel's earliest deadline and is
+ * re-armed only when that changes, so an idle loop never wakes.  A turn
+ * (the timer event, an inbox wake-up, or tw_loop_process by hand) reads the
+ * clock once, runs the inbox, advances the wheel under the callback budget
+ * and re-arms.  Other threads reach the loop only through the inbox, whose
+ * producers wake it by writing an eventfd the base watches: no libevent
+ * locking is needed, so a caller's base need not be thread-enabled.
+ *
+ * The default clock is CLOCK_MONOTONIC plus the time spent suspended since
+ * the loop was created (the growth of CLOCK_BOOTTIME - CLOCK_MONOTONIC), so
+ * timers that fell due during a suspend fire at once on resume.
+ */
+#ifndef TW_LOOP_HPP
+#define TW_LOOP_HPP
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+#include "loop/inbox.hpp"
+#include "tickwheel.h"
+#include "wheel/wheel.hpp"
+
+struct event;
+
+namespace tw {
+
+struct Command {
+    enum Kind : uint32_t { kRun, kSchedule, kCancel, kReschedule } kind;
+    uint64_t deadline;
+    tw_timer timer;
+    tw_loop_fn *fn;
+    tw_timer_cb *cb;
+    void *userdata;
+};
+
+class Loop {
+public:
+    Loop() = default;
+    Loop(const Loop &) = delete;
+    Loop &operator=(const Loop &) = delete;
+    ~Loop();
+
+    int init(tw_loop *self, struct event_base *base, const tw_loop_config &config);
+
+    int run();
+    void stop();
+    uint64_t process();
+    uint64_t now() const { return now_; }
+    int next_deadline(uint64_t *ret) const { return wheel_.next_deadline(ret); }
+
+    int schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer *ret);
+    int cancel(tw_timer timer);
+    int reschedule(tw_timer timer, uint64_t deadline);
+
+    int post(const Command &command);
+    int post_wait(const Command &command, uint64_t timeout_ns);
+
+    void stats(tw_loop_stats *ret) const;
+
+    bool in_turn() const { return in_turn_; }
+    bool running() const { return running_; }
+    struct event_base *base() const { return base_; }
+    /* Asks the running turn to stop and free the loop when it ends. */
+    void request_free()
+    {
+        free_requested_ = true;
+        wheel_.request_free();
+    }
+    bool free_requested() const { return free_requested_; }
+    /* Reports every queued function as cancelled. */
+    void cancel_inbox();
+
+private:
+    static void on_timer(int fd, short what, void *arg);
+    static void on_wake(int fd, short what, void *arg);
+    uint64_t turn();
+    uint64_t read_clock();
+    void run_inbox();
+    void wake();
+    void rearm();
+    void log(int level, const char *message) const
+    {
+        if (log_)
+            log_(level, message, log_userdata_);
+    }
+
+    tw_loop *self_ = nullptr;
+    Wheel wheel_;
+    Inbox<Command> inbox_;
+    struct event_base *base_ = nullptr;
+    bool own_base_ = false;
+    struct event *timer_ev_ = nullptr;
+    struct event *wake_ev_ = nullptr;
+    int wake_fd_ = -1;
+    std::atomic<bool> wake_pending_{false};
+    std::atomic<bool> stop_{false};
+    std::mutex room_mutex_;             /* post_wait sleeps here for room */
+    std::condition_variable room_;
+    std::atomic<uint32_t> waiters_{0};
+
+    tw_clock_fn *clock_ = nullptr;
+    void *clock_userdata_ = nullptr;
+    tw_log_fn *log_ = nullptr;
+    void *log_userdata_ = nullptr;
+    uint32_t budget_ = 0;
+
+    uint64_t now_ = 0;
+    uint64_t armed_ = TW_NEVER;         /* the deadline the timer event is set for */
+    uint64_t boot_gap_ = 0;             /* CLOCK_BOOTTIME - CLOCK_MONOTONIC */
+    uint64_t suspended_ = 0;            /* added to the monotonic clock */
+    bool in_turn_ = false;
+    bool running_ = false;              /* inside tw_loop_run */
+    bool free_requested_ = false;
+
+    uint64_t turns_ = 0, wakeups_ = 0, rearms_ = 0, fired_ = 0, budget_stops_ = 0;
+    uint64_t longest_turn_ = 0, clock_backwards_ = 0, inbox_run_ = 0, inbox_high_ = 0;
+    std::atomic<uint64_t> refused_{0};
+};
+
+} // namespace tw
+
+struct tw_loop {
+    tw::Loop core;
+};
+
+#endif

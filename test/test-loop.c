@@ -1,0 +1,1282 @@
+/*
+ * Behaviour of the loop with an injected clock: firing rules, the time
+ * cached per turn, the callback budget, the inbox seen from the loop's own
+ * thread, reentrancy (free and cancel from a callback) and misuse.  Loops
+ * live on a base the test creates (embedded) or on their own; they are
+ * driven by hand with tw_loop_process, or by their base with non-blocking
+ * dispatches when every deadline involved is already due.  Nothing sleeps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "tickwheel.h"
+
+#define MS UINT64_C(1000000)
+#define SEC UINT64_C(1000000000)
+/* Fake time starts far from 0, so "relative to 0" mistakes show. */
+#define T0 (1000 * SEC)
+
+/* The injected clock: returns FAKE and counts its readings. */
+static uint64_t FAKE;
+static uint64_t CLOCK_READS;
+
+static uint64_t fake_clock(void *userdata)
+{
+    assert_ptr_equal(userdata, &FAKE);
+    CLOCK_READS++;
+    return FAKE;
+}
+
+static tw_loop_config fake_config(void)
+{
+    tw_loop_config c;
+    tw_loop_config_init(&c);
+    c.clock = fake_clock;
+    c.clock_userdata = &FAKE;
+    return c;
+}
+
+/* A log of fired timers shared by the callbacks below. */
+struct log {
+    tw_loop *loop;
+    size_t n;
+    uintptr_t ids[4096];
+    uint64_t deadlines[4096];
+    uint64_t now[4096];
+    tw_timer timers[4096];
+};
+
+static struct log LOG;
+
+static void record(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    assert_true(LOG.n < sizeof(LOG.ids) / sizeof(LOG.ids[0]));
+    LOG.ids[LOG.n] = (uintptr_t)userdata;
+    LOG.deadlines[LOG.n] = deadline_ns;
+    LOG.now[LOG.n] = tw_loop_now(LOG.loop);
+    LOG.timers[LOG.n] = timer;
+    /* Never before the deadline, by the loop's own time. */
+    assert_true(deadline_ns <= LOG.now[LOG.n]);
+    LOG.n++;
+}
+
+/* A log of posted functions. */
+struct posts {
+    size_t n;
+    uintptr_t ids[8192];
+    int status[8192];
+    const tw_loop *loops[8192];
+};
+
+static struct posts POSTS;
+
+static void posted(tw_loop *loop, int status, void *userdata)
+{
+    assert_true(POSTS.n < sizeof(POSTS.ids) / sizeof(POSTS.ids[0]));
+    POSTS.ids[POSTS.n] = (uintptr_t)userdata;
+    POSTS.status[POSTS.n] = status;
+    POSTS.loops[POSTS.n] = loop;
+    POSTS.n++;
+}
+
+/* A loop on base (NULL: its own) with the fake clock at T0. */
+static tw_loop *start(struct event_base *base, const tw_loop_config *config)
+{
+    tw_loop_config c = fake_config();
+    tw_loop *loop = NULL;
+    if (config)
+        c = *config;
+    FAKE = T0;
+    CLOCK_READS = 0;
+    memset(&LOG, 0, sizeof(LOG));
+    memset(&POSTS, 0, sizeof(POSTS));
+    assert_int_equal(tw_loop_new(base, &c, &loop), 0);
+    assert_non_null(loop);
+    LOG.loop = loop;
+    return loop;
+}
+
+/* The caller's base, when the test has one. */
+static struct event_base *BASE;
+
+static struct event_base *new_base(void)
+{
+    BASE = event_base_new();
+    assert_non_null(BASE);
+    return BASE;
+}
+
+/* Frees the test's loop, then its base: the order the header asks for. */
+static void drop_loop(void)
+{
+    tw_loop_free(LOG.loop);
+    LOG.loop = NULL;
+}
+
+static void drop_base(void)
+{
+    if (BASE)
+        event_base_free(BASE);
+    BASE = NULL;
+}
+
+static void finish(void)
+{
+    drop_loop();
+    drop_base();
+}
+
+/* After a failed assertion too, so the sanitizers report only real leaks. */
+static int teardown(void **state)
+{
+    (void)state;
+    finish();
+    return 0;
+}
+
+static tw_timer arm(tw_loop *loop, uint64_t deadline, uintptr_t id)
+{
+    tw_timer t = 0;
+    assert_int_equal(tw_loop_schedule(loop, deadline, record, (void *)id, &t), 0);
+    assert_int_not_equal(t, 0);
+    return t;
+}
+
+static tw_loop_stats stats_of(const tw_loop *loop)
+{
+    tw_loop_stats s;
+    memset(&s, 0, sizeof(s));
+    s.struct_size = sizeof(s);
+    assert_int_equal(tw_loop_stats_get(loop, &s), 0);
+    return s;
+}
+
+static uint64_t next_of(const tw_loop *loop)
+{
+    uint64_t next = 0;
+    assert_int_equal(tw_loop_next_deadline(loop, &next), 0);
+    return next;
+}
+
+static void test_config_defaults(void **state)
+{
+    (void)state;
+    tw_loop_config c;
+    memset(&c, 0xab, sizeof(c));
+    tw_loop_config_init(&c);
+    assert_int_equal(c.struct_size, sizeof(c));
+    assert_int_equal(c.tick_ns, TW_TICK_DEFAULT_NS);
+    assert_int_equal(c.max_timers, 0);
+    assert_int_equal(c.inbox_capacity, 4096);
+    assert_int_equal(c.budget_callbacks, 10000);
+    assert_null(c.clock);
+    assert_null(c.clock_userdata);
+    assert_null(c.log);
+    assert_null(c.log_userdata);
+    tw_loop_config_init(NULL);
+    /* NULL config: the defaults, on a base of its own. */
+    tw_loop *loop = NULL;
+    assert_int_equal(tw_loop_new(NULL, NULL, &loop), 0);
+    assert_non_null(loop);
+    LOG.loop = loop;
+    drop_loop();
+    tw_loop_free(NULL);
+}
+
+static void test_fires_at_deadline_not_before(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    arm(loop, T0 + 5 * MS + 1, 1);
+    FAKE = T0 + 5 * MS;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(LOG.n, 0);
+    FAKE = T0 + 5 * MS + 1;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(LOG.ids[0], 1);
+    assert_int_equal(LOG.deadlines[0], T0 + 5 * MS + 1);
+    assert_int_equal(LOG.now[0], T0 + 5 * MS + 1);
+    FAKE = T0 + 10 * SEC;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(LOG.n, 1);
+    finish();
+}
+
+static void test_deadline_order(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    /* Shuffled deadlines, three equal ones, one far and one past. */
+    const uint64_t offs[] = {30 * MS, 7, 2 * SEC, 30 * MS, 999999, 0, 30 * MS, 45 * SEC};
+    const uintptr_t want[] = {5, 1, 4, 0, 3, 6, 2, 7};
+    const size_t n = sizeof(offs) / sizeof(offs[0]);
+    for (size_t i = 0; i < n; i++)
+        arm(loop, T0 + offs[i], i);
+    arm(loop, 1, 100);      /* long past: due at the next turn */
+    FAKE = T0;
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(LOG.ids[0], 100);
+    assert_int_equal(LOG.ids[1], 5);
+    FAKE = T0 + 60 * SEC;
+    assert_int_equal(tw_loop_process(loop), (int)n - 1);
+    assert_int_equal(LOG.n, n + 1);
+    for (size_t i = 1; i < n; i++) {
+        assert_int_equal(LOG.ids[i + 1], want[i]);
+        assert_int_equal(LOG.deadlines[i + 1], T0 + offs[want[i]]);
+        assert_int_equal(LOG.now[i + 1], T0 + 60 * SEC);
+    }
+    finish();
+}
+
+/* Moves the clock inside a turn: the turn's time must not follow. */
+static void move_clock(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    FAKE += 5 * SEC;
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule_relative(LOG.loop, 1 * MS, record, (void *)50, &t), 0);
+}
+
+static void test_now_is_turn_start(void **state)
+{
+    (void)state;
+    tw_loop *loop = start(NULL, NULL);     /* a base of its own, driven by hand */
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule(loop, T0 + 10 * MS, move_clock, (void *)1, &t), 0);
+    arm(loop, T0 + 10 * MS, 2);
+    arm(loop, T0 + 20 * MS, 3);
+    FAKE = T0 + 15 * MS;
+    /* T0 + 20 ms is not due: the turn runs at T0 + 15 ms whatever the
+     * clock says later; the timer armed inside, at turn + 1 ms, waits too. */
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(LOG.now[0], T0 + 15 * MS);
+    assert_int_equal(LOG.now[1], T0 + 15 * MS);
+    assert_int_equal(tw_loop_now(loop), T0 + 15 * MS);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.now_ns, T0 + 15 * MS);
+    assert_int_equal(next_of(loop), T0 + 16 * MS);
+    /* The next turn reads the clock again: both due, in deadline order. */
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(tw_loop_now(loop), T0 + 5 * SEC + 15 * MS);
+    assert_int_equal(LOG.ids[2], 50);
+    assert_int_equal(LOG.deadlines[2], T0 + 16 * MS);
+    assert_int_equal(LOG.ids[3], 3);
+    assert_int_equal(LOG.now[3], T0 + 5 * SEC + 15 * MS);
+    s = stats_of(loop);
+    assert_int_equal(s.now_ns, T0 + 5 * SEC + 15 * MS);
+    drop_loop();
+}
+
+/* Everything a callback may ask about time, none of which reads the clock. */
+static void busy(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    tw_timer t;
+    uint64_t next;
+    (void)tw_loop_now(LOG.loop);
+    (void)stats_of(LOG.loop);
+    (void)tw_loop_next_deadline(LOG.loop, &next);
+    if ((uintptr_t)userdata < 3)
+        assert_int_equal(tw_loop_schedule_relative(LOG.loop, 10 * MS, busy,
+                                                   (void *)((uintptr_t)userdata + 1), &t), 0);
+}
+
+static void test_clock_read_once_per_turn(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule_relative(loop, 10 * MS, busy, (void *)1, &t), 0);
+    assert_int_equal(tw_loop_post(loop, posted, (void *)1), 0);
+    uint64_t next;
+    (void)tw_loop_next_deadline(loop, &next);
+    (void)tw_loop_now(loop);
+    /* Outside a turn nothing reads the clock; each turn reads it once. */
+    uint64_t reads = CLOCK_READS;
+    for (int i = 1; i <= 4; i++) {
+        FAKE += 10 * MS;
+        assert_int_equal(tw_loop_process(loop), i < 4 ? 1 : 0);
+        assert_int_equal(CLOCK_READS, reads + (uint64_t)i);
+    }
+    assert_int_equal(LOG.n, 3);
+    assert_int_equal(POSTS.n, 1);
+    finish();
+}
+
+static void test_next_deadline(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    uint64_t next = 77;
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    tw_timer a = arm(loop, T0 + 30 * MS, 1);
+    tw_timer b = arm(loop, T0 + 10 * MS + 5, 2);
+    arm(loop, T0 + 50 * SEC, 3);
+    assert_int_equal(next_of(loop), T0 + 10 * MS + 5);
+    assert_int_equal(tw_loop_cancel(loop, b), 0);
+    next = next_of(loop);
+    assert_true(next >= T0 + 10 * MS && next <= T0 + 30 * MS);
+    assert_int_equal(tw_loop_cancel(loop, a), 0);
+    next = next_of(loop);
+    assert_true(next <= T0 + 50 * SEC);
+    /* Due but not yet run: the deadline, which is in the past. */
+    FAKE = T0 + 60 * SEC;
+    assert_true(next_of(loop) <= FAKE);
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    /* A timer that never fires does not make the loop busy. */
+    arm(loop, TW_NEVER, 4);
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    finish();
+}
+
+static void test_relative_to_loop_now(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_timer t;
+    /* Before the first turn, the loop's time is the clock at creation. */
+    assert_int_equal(tw_loop_schedule_relative(loop, 10 * MS, record, (void *)1, &t), 0);
+    assert_int_equal(next_of(loop), T0 + 10 * MS);
+    FAKE = T0 + 2 * MS;
+    assert_int_equal(tw_loop_process(loop), 0);
+    /* The clock moves on, the loop's time does not until its next turn. */
+    FAKE = T0 + 3 * SEC;
+    assert_int_equal(tw_loop_schedule_relative(loop, 10 * MS, record, (void *)2, &t), 0);
+    uint64_t d = next_of(loop);
+    assert_int_equal(d, T0 + 10 * MS);
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(LOG.ids[0], 1);
+    assert_int_equal(LOG.deadlines[0], T0 + 10 * MS);
+    assert_int_equal(LOG.ids[1], 2);
+    assert_int_equal(LOG.deadlines[1], T0 + 2 * MS + 10 * MS);
+    /* Zero delay: due at the next turn even if the clock stands still. */
+    assert_int_equal(tw_loop_schedule_relative(loop, 0, record, (void *)3, &t), 0);
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.deadlines[2], T0 + 3 * SEC);
+    /* A delay past the 64-bit range saturates to never. */
+    assert_int_equal(tw_loop_schedule_relative(loop, UINT64_MAX - 5, record, (void *)4, &t), 0);
+    assert_int_equal(tw_loop_next_deadline(loop, &d), TW_ENOENT);
+    FAKE = UINT64_MAX - 1;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(tw_loop_cancel(loop, t), 0);
+    finish();
+}
+
+static void test_cancel_reschedule_and_stale(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_timer a = arm(loop, T0 + 10 * MS, 1);
+    tw_timer b = arm(loop, T0 + 10 * MS, 2);
+    assert_int_not_equal(a, b);
+    assert_int_equal(tw_loop_cancel(loop, a), 0);
+    assert_int_equal(tw_loop_cancel(loop, a), TW_ENOENT);
+    assert_int_equal(tw_loop_reschedule(loop, a, T0), TW_ENOENT);
+    /* A new timer may take a's slot; a's handle must not reach it. */
+    tw_timer c = arm(loop, T0 + 12 * MS, 3);
+    assert_int_equal(tw_loop_cancel(loop, a), TW_ENOENT);
+    assert_int_equal(tw_loop_reschedule(loop, b, T0 + 20 * MS), 0);
+    assert_int_equal(next_of(loop), T0 + 12 * MS);
+    FAKE = T0 + 15 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[0], 3);
+    FAKE = T0 + 20 * MS - 1;
+    assert_int_equal(tw_loop_process(loop), 0);
+    FAKE = T0 + 20 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[1], 2);
+    assert_int_equal(LOG.deadlines[1], T0 + 20 * MS);
+    assert_int_equal(LOG.timers[1], b);
+    /* Fired handles are stale. */
+    assert_int_equal(tw_loop_cancel(loop, b), TW_ENOENT);
+    assert_int_equal(tw_loop_reschedule(loop, b, T0 + SEC), TW_ENOENT);
+    assert_int_equal(tw_loop_cancel(loop, c), TW_ENOENT);
+    assert_int_equal(tw_loop_cancel(loop, 0), TW_ENOENT);
+    assert_int_equal(tw_loop_cancel(loop, UINT64_MAX), TW_ENOENT);
+    /* Rescheduled into the past: due at the next turn. */
+    tw_timer d = arm(loop, T0 + SEC, 4);
+    assert_int_equal(tw_loop_reschedule(loop, d, 5), 0);
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[2], 4);
+    assert_int_equal(LOG.deadlines[2], 5);
+    assert_int_equal(LOG.n, 3);
+    finish();
+}
+
+static unsigned PERIODIC_RUNS;
+
+static void periodic(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    PERIODIC_RUNS++;
+    /* Not armed while running: cancel answers TW_ENOENT, reschedule re-arms. */
+    assert_int_equal(tw_loop_cancel(LOG.loop, timer), TW_ENOENT);
+    if (PERIODIC_RUNS < 5)
+        assert_int_equal(tw_loop_reschedule(LOG.loop, timer, deadline_ns + 10 * MS), 0);
+}
+
+static void test_reschedule_self(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_timer t;
+    PERIODIC_RUNS = 0;
+    assert_int_equal(tw_loop_schedule(loop, T0 + 10 * MS, periodic, NULL, &t), 0);
+    /* Re-armed deadlines that fall inside the turn's time fire in it. */
+    FAKE = T0 + 35 * MS;
+    assert_int_equal(tw_loop_process(loop), 3);
+    assert_int_equal(PERIODIC_RUNS, 3);
+    assert_int_equal(LOG.deadlines[2], T0 + 30 * MS);
+    assert_int_equal(next_of(loop), T0 + 40 * MS);
+    assert_int_equal(tw_loop_cancel(loop, t), 0);
+    FAKE = T0 + SEC;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(PERIODIC_RUNS, 3);
+    finish();
+}
+
+static void test_clock_backwards_clamped(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    FAKE = T0 + 10 * SEC;
+    arm(loop, T0 + 10 * SEC + 1, 1);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(stats_of(loop).clock_backwards, 0);
+    FAKE = T0 + 10 * SEC;            /* equal is not backwards */
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(stats_of(loop).clock_backwards, 0);
+    FAKE = T0 + 5 * SEC;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(tw_loop_now(loop), T0 + 10 * SEC);
+    assert_int_equal(stats_of(loop).clock_backwards, 1);
+    assert_int_equal(stats_of(loop).now_ns, T0 + 10 * SEC);
+    FAKE = 3;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(tw_loop_now(loop), T0 + 10 * SEC);
+    assert_int_equal(stats_of(loop).clock_backwards, 2);
+    /* Relative deadlines count from the clamped time. */
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule_relative(loop, 1 * MS, record, (void *)2, &t), 0);
+    assert_int_equal(next_of(loop), T0 + 10 * SEC + 1);
+    FAKE = T0 + 10 * SEC + 1;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[0], 1);
+    assert_int_equal(tw_loop_now(loop), T0 + 10 * SEC + 1);
+    FAKE = T0 + 10 * SEC + 1 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[1], 2);
+    assert_int_equal(LOG.deadlines[1], T0 + 10 * SEC + 1 * MS);
+    assert_int_equal(stats_of(loop).clock_backwards, 2);
+    finish();
+}
+
+/* The budget: a storm at one deadline, in arming order, over several turns. */
+static uintptr_t BUDGET_NEXT;
+static uint64_t BUDGET_TURN[10000];
+
+static void in_order(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    (void)timer;
+    (void)deadline_ns;
+    assert_int_equal((uintptr_t)userdata, BUDGET_NEXT);
+    assert_true(deadline_ns <= tw_loop_now(LOG.loop));
+    BUDGET_TURN[BUDGET_NEXT] = stats_of(LOG.loop).turns;
+    BUDGET_NEXT++;
+}
+
+static void test_budget(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.budget_callbacks = 1000;
+    tw_loop *loop = start(base, &c);
+    const uint64_t d = T0 + 7 * MS;
+    tw_timer t;
+    BUDGET_NEXT = 0;
+    for (uintptr_t i = 0; i < 10000; i++)
+        assert_int_equal(tw_loop_schedule(loop, d, in_order, (void *)i, &t), 0);
+    FAKE = d;
+    for (uint64_t turn = 1; turn <= 10; turn++) {
+        assert_int_equal(tw_loop_process(loop), 1000);
+        assert_int_equal(BUDGET_NEXT, 1000 * turn);
+        tw_loop_stats s = stats_of(loop);
+        assert_int_equal(s.fired, 1000 * turn);
+        if (turn < 10) {
+            /* Due timers remain: the loop must run again now. */
+            assert_true(next_of(loop) <= tw_loop_now(loop));
+            assert_int_equal(s.budget_stops, turn);
+        }
+    }
+    uint64_t next;
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    assert_int_equal(tw_loop_process(loop), 0);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.fired, 10000);
+    assert_int_equal(s.budget_stops, 9);
+    assert_int_equal(BUDGET_NEXT, 10000);
+    finish();
+}
+
+static void test_budget_resumes_through_base(void **state)
+{
+    (void)state;
+    /* Embedded and dispatched by its base: after a budget stop the loop's
+     * event must come back at once, without anything else happening. */
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.budget_callbacks = 1000;
+    tw_loop *loop = start(base, &c);
+    tw_timer t;
+    BUDGET_NEXT = 0;
+    for (uintptr_t i = 0; i < 3000; i++)
+        assert_int_equal(tw_loop_schedule(loop, T0, in_order, (void *)i, &t), 0);
+    /* Due at once: only the loop's own event can run them. */
+    for (int i = 0; i < 1000 && BUDGET_NEXT < 3000; i++)
+        assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    assert_int_equal(BUDGET_NEXT, 3000);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.fired, 3000);
+    assert_int_equal(s.budget_stops, 2);
+    assert_true(s.wakeups >= 3);
+    /* No turn ran more than the budget. */
+    size_t run = 1;
+    for (size_t i = 1; i < 3000; i++) {
+        run = BUDGET_TURN[i] == BUDGET_TURN[i - 1] ? run + 1 : 1;
+        assert_true(run <= 1000);
+    }
+    finish();
+}
+
+/* Reentrancy: a callback that frees the loop, or cancels another timer. */
+static void free_loop(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    /* Queued from the loop's thread, never run: reported at the free. */
+    assert_int_equal(tw_loop_post(LOG.loop, posted, (void *)9), 0);
+    tw_loop_free(LOG.loop);
+    LOG.loop = NULL;
+}
+
+static void test_free_from_callback(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_timer t;
+    arm(loop, T0 + 1 * MS, 1);
+    assert_int_equal(tw_loop_schedule(loop, T0 + 2 * MS, free_loop, (void *)2, &t), 0);
+    arm(loop, T0 + 2 * MS, 3);
+    arm(loop, T0 + 3 * MS, 4);
+    arm(loop, T0 + 1 * SEC, 5);
+    FAKE = T0 + 10 * MS;
+    /* The loop is gone when the turn ends; nothing after the free fires. */
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(LOG.n, 2);
+    assert_int_equal(LOG.ids[0], 1);
+    assert_int_equal(LOG.ids[1], 2);
+    assert_int_equal(POSTS.n, 1);
+    assert_int_equal(POSTS.ids[0], 9);
+    assert_int_equal(POSTS.status[0], TW_ECANCELED);
+    assert_ptr_equal(POSTS.loops[0], loop);
+    /* The caller's base outlives the loop and holds nothing of it. */
+    assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+    drop_base();
+    assert_int_equal(LOG.n, 2);
+}
+
+static void test_free_from_callback_during_run(void **state)
+{
+    (void)state;
+    /* On its own base, inside tw_loop_run: the base goes with the loop, so
+     * it must not be freed under its own dispatch. */
+    tw_loop *loop = start(NULL, NULL);
+    tw_timer t;
+    arm(loop, T0 - 1, 1);
+    assert_int_equal(tw_loop_schedule(loop, T0, free_loop, (void *)2, &t), 0);
+    arm(loop, T0, 3);
+    (void)tw_loop_run(loop);
+    assert_int_equal(LOG.n, 2);
+    assert_int_equal(LOG.ids[1], 2);
+    assert_int_equal(POSTS.n, 1);
+    assert_int_equal(POSTS.status[0], TW_ECANCELED);
+}
+
+static void free_from_fn(tw_loop *loop, int status, void *userdata)
+{
+    posted(loop, status, userdata);
+    tw_loop_free(loop);
+    LOG.loop = NULL;
+}
+
+static void test_free_from_posted_function(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    assert_int_equal(tw_loop_post(loop, posted, (void *)1), 0);
+    assert_int_equal(tw_loop_post(loop, free_from_fn, (void *)2), 0);
+    assert_int_equal(tw_loop_post(loop, posted, (void *)3), 0);
+    assert_int_equal(tw_loop_post(loop, posted, (void *)4), 0);
+    (void)tw_loop_process(loop);
+    /* Before the free: run.  After it: run in that turn or cancelled, but
+     * each exactly once. */
+    assert_int_equal(POSTS.n, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(POSTS.ids[i], i + 1);
+        if (i < 2)
+            assert_int_equal(POSTS.status[i], 0);
+        else
+            assert_true(POSTS.status[i] == 0 || POSTS.status[i] == TW_ECANCELED);
+        assert_ptr_equal(POSTS.loops[i], loop);
+    }
+    assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+    drop_base();
+}
+
+static unsigned CALLER_EVENTS;
+
+static void caller_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    CALLER_EVENTS++;
+}
+
+static void test_embedded_never_dispatches(void **state)
+{
+    (void)state;
+    /* The caller's base is the caller's to dispatch: an active event of
+     * the caller's must not run from inside the loop's calls. */
+    struct event_base *base = new_base();
+    struct event *ev = event_new(base, -1, 0, caller_event, NULL);
+    assert_non_null(ev);
+    CALLER_EVENTS = 0;
+    event_active(ev, EV_TIMEOUT, 0);
+    tw_loop *loop = start(base, NULL);
+    arm(loop, T0, 1);
+    assert_int_equal(tw_loop_post(loop, posted, NULL), 0);
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(tw_loop_post_wait(loop, posted, NULL, 0), 0);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(POSTS.n, 2);
+    drop_loop();
+    assert_int_equal(CALLER_EVENTS, 0);
+    assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    assert_int_equal(CALLER_EVENTS, 1);
+    event_free(ev);
+    drop_base();
+}
+
+static tw_timer VICTIM, MOVED;
+static int CANCEL_RESULT;
+
+static void cancel_other(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    CANCEL_RESULT = tw_loop_cancel(LOG.loop, VICTIM);
+    assert_int_equal(tw_loop_reschedule(LOG.loop, MOVED, tw_loop_now(LOG.loop) + SEC), 0);
+}
+
+static void test_cancel_other_from_callback(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule(loop, T0 + 10 * MS, cancel_other, (void *)1, &t), 0);
+    VICTIM = arm(loop, T0 + 10 * MS, 2);     /* due in the same turn, after */
+    MOVED = arm(loop, T0 + 11 * MS, 3);
+    arm(loop, T0 + 12 * MS, 4);
+    FAKE = T0 + 20 * MS;
+    CANCEL_RESULT = 1;
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(CANCEL_RESULT, 0);
+    assert_int_equal(LOG.n, 2);
+    assert_int_equal(LOG.ids[1], 4);
+    assert_int_equal(tw_loop_cancel(loop, VICTIM), TW_ENOENT);
+    assert_int_equal(next_of(loop), T0 + 20 * MS + SEC);
+    FAKE = T0 + 20 * MS + SEC;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[2], 3);
+    finish();
+}
+
+static void test_free_with_timers_armed(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    for (uintptr_t i = 0; i < 10000; i++)
+        arm(loop, T0 + i * MS, i);
+    FAKE = T0 + 20 * SEC;     /* all due, none run */
+    drop_loop();
+    assert_int_equal(LOG.n, 0);
+    assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+    drop_base();
+    /* The same on a base of its own. */
+    loop = start(NULL, NULL);
+    for (uintptr_t i = 0; i < 1000; i++)
+        arm(loop, T0 - i, i);
+    drop_loop();
+    assert_int_equal(LOG.n, 0);
+}
+
+static void test_free_with_posts_pending(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    for (uintptr_t i = 0; i < 5; i++)
+        assert_int_equal(tw_loop_post(loop, posted, (void *)i), 0);
+    assert_int_equal(tw_loop_post_wait(loop, posted, (void *)5, SEC), 0);
+    assert_int_equal(tw_loop_post_schedule(loop, T0, record, (void *)6), 0);
+    FAKE = T0 + SEC;
+    drop_loop();
+    /* Each exactly once, cancelled; the queued timer never armed, never ran. */
+    assert_int_equal(POSTS.n, 6);
+    unsigned seen = 0;
+    for (size_t i = 0; i < POSTS.n; i++) {
+        assert_int_equal(POSTS.status[i], TW_ECANCELED);
+        assert_ptr_equal(POSTS.loops[i], loop);
+        assert_true(POSTS.ids[i] < 6);
+        assert_false(seen & (1u << POSTS.ids[i]));
+        seen |= 1u << POSTS.ids[i];
+    }
+    assert_int_equal(LOG.n, 0);
+    drop_base();
+    /* On a base of its own, with a full inbox. */
+    tw_loop_config c = fake_config();
+    c.inbox_capacity = 8;
+    loop = start(NULL, &c);
+    int r;
+    uintptr_t accepted = 0;
+    while ((r = tw_loop_post(loop, posted, (void *)accepted)) == 0)
+        accepted++;
+    assert_int_equal(r, TW_EAGAIN);
+    assert_int_equal(accepted, 8);
+    drop_loop();
+    assert_int_equal(POSTS.n, 8);
+    for (size_t i = 0; i < POSTS.n; i++)
+        assert_int_equal(POSTS.status[i], TW_ECANCELED);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    tw_loop *loop = NULL;
+    tw_loop_config c = fake_config();
+    assert_int_equal(tw_loop_new(NULL, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_new(NULL, &c, NULL), TW_EINVAL);
+    const size_t bad_sizes[] = {0, 1, sizeof(c) - 1, sizeof(c) + 8};
+    for (size_t i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++) {
+        c = fake_config();
+        c.struct_size = bad_sizes[i];
+        assert_int_equal(tw_loop_new(NULL, &c, &loop), TW_EINVAL);
+    }
+
+    struct event_base *base = new_base();
+    loop = start(base, NULL);
+    tw_timer t = 77;
+    uint64_t v = 0;
+    tw_loop_stats s;
+    memset(&s, 0, sizeof(s));
+    s.struct_size = sizeof(s);
+
+    /* A NULL loop. */
+    assert_int_equal(tw_loop_run(NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_stop(NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_process(NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_next_deadline(NULL, &v), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule(NULL, T0, record, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule_relative(NULL, 1, record, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_loop_cancel(NULL, 1), TW_EINVAL);
+    assert_int_equal(tw_loop_reschedule(NULL, 1, T0), TW_EINVAL);
+    assert_int_equal(tw_loop_post(NULL, posted, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_post_wait(NULL, posted, NULL, 0), TW_EINVAL);
+    assert_int_equal(tw_loop_post_schedule(NULL, T0, record, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_post_cancel(NULL, 1), TW_EINVAL);
+    assert_int_equal(tw_loop_post_reschedule(NULL, 1, T0), TW_EINVAL);
+    assert_int_equal(tw_loop_stats_get(NULL, &s), TW_EINVAL);
+    (void)tw_loop_now(NULL);
+    tw_loop_free(NULL);
+
+    /* NULL callbacks and out-parameters. */
+    assert_int_equal(tw_loop_schedule(loop, T0, NULL, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule(loop, T0, record, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule_relative(loop, 1, NULL, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule_relative(loop, 1, record, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_post(loop, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_post_wait(loop, NULL, NULL, SEC), TW_EINVAL);
+    assert_int_equal(tw_loop_post_schedule(loop, T0, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_next_deadline(loop, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_stats_get(loop, NULL), TW_EINVAL);
+
+    /* Embedded: the caller dispatches the base, never tw_loop_run. */
+    assert_int_equal(tw_loop_run(loop), TW_EINVAL);
+
+    /* Stale and never-valid handles. */
+    assert_int_equal(tw_loop_cancel(loop, 0), TW_ENOENT);
+    assert_int_equal(tw_loop_cancel(loop, 12345), TW_ENOENT);
+    assert_int_equal(tw_loop_reschedule(loop, 0, T0), TW_ENOENT);
+    assert_int_equal(tw_loop_reschedule(loop, UINT64_MAX, T0), TW_ENOENT);
+
+    /* Stats smaller than their first field. */
+    s.struct_size = 0;
+    assert_int_equal(tw_loop_stats_get(loop, &s), TW_EINVAL);
+    s.struct_size = sizeof(size_t);
+    assert_int_equal(tw_loop_stats_get(loop, &s), TW_EINVAL);
+
+    /* The loop still works, and no failed call's callback ever runs. */
+    FAKE = T0 + SEC;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(LOG.n, 0);
+    assert_int_equal(POSTS.n, 0);
+    arm(loop, T0, 1);
+    assert_int_equal(tw_loop_process(loop), 1);
+    finish();
+}
+
+static void test_bad_tick(void **state)
+{
+    (void)state;
+    /* As tw_wheel_config: outside TW_TICK_MIN_NS .. TW_TICK_MAX_NS. */
+    const uint64_t bad_ticks[] = {1, TW_TICK_MIN_NS - 1, TW_TICK_MAX_NS + 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(bad_ticks) / sizeof(bad_ticks[0]); i++) {
+        struct event_base *base = i % 2 ? new_base() : NULL;
+        tw_loop_config c = fake_config();
+        tw_loop *loop = NULL;
+        c.tick_ns = bad_ticks[i];
+        assert_int_equal(tw_loop_new(base, &c, &loop), TW_EINVAL);
+        drop_base();
+    }
+    const uint64_t good_ticks[] = {TW_TICK_MIN_NS, 10 * MS, TW_TICK_MAX_NS};
+    for (size_t i = 0; i < sizeof(good_ticks) / sizeof(good_ticks[0]); i++) {
+        tw_loop_config c = fake_config();
+        c.tick_ns = good_ticks[i];
+        tw_loop *loop = start(NULL, &c);
+        arm(loop, T0 + 1, 1);
+        FAKE = T0 + 1;
+        assert_int_equal(tw_loop_process(loop), 1);
+        drop_loop();
+    }
+}
+
+static void test_stats_struct_size(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    arm(loop, T0, 1);
+    FAKE = T0 + 5 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    /* An older, shorter struct: only its fields are written. */
+    struct {
+        tw_loop_stats s;
+        uint64_t guard;
+    } box;
+    memset(&box, 0xab, sizeof(box));
+    box.s.struct_size = offsetof(tw_loop_stats, turns) + sizeof(uint64_t);
+    assert_int_equal(tw_loop_stats_get(loop, &box.s), 0);
+    assert_int_equal(box.s.now_ns, T0 + 5 * MS);
+    assert_int_equal(box.s.turns, 1);
+    assert_int_equal(box.s.wakeups, UINT64_C(0xabababababababab));
+    assert_int_equal(box.guard, UINT64_C(0xabababababababab));
+    /* The full struct: nothing past it. */
+    memset(&box, 0xab, sizeof(box));
+    box.s.struct_size = sizeof(box.s);
+    assert_int_equal(tw_loop_stats_get(loop, &box.s), 0);
+    assert_int_equal(box.s.struct_size, sizeof(box.s));
+    assert_int_equal(box.s.fired, 1);
+    assert_int_equal(box.guard, UINT64_C(0xabababababababab));
+    finish();
+}
+
+static void test_stats_counts(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.turns, 0);
+    assert_int_equal(s.fired, 0);
+    assert_int_equal(s.inbox_depth, 0);
+    arm(loop, T0 + 10 * MS, 1);
+    arm(loop, T0 + 12 * MS, 2);
+    FAKE = T0 + 15 * MS;
+    assert_int_equal(tw_loop_process(loop), 2);
+    FAKE = T0 + 16 * MS;
+    assert_int_equal(tw_loop_process(loop), 0);
+    s = stats_of(loop);
+    assert_int_equal(s.turns, 2);
+    assert_int_equal(s.fired, 2);
+    assert_int_equal(s.wakeups, 0);          /* by hand, not the timer event */
+    assert_int_equal(s.budget_stops, 0);
+    /* Lateness is turn start minus deadline: 5 ms and 3 ms. */
+    assert_int_equal(s.late_max_ns, 5 * MS);
+    assert_true(s.late_p50_ns >= 3 * MS && s.late_p50_ns <= 2 * 5 * MS);
+    assert_true(s.late_p99_ns >= 5 * MS && s.late_p99_ns <= 2 * 5 * MS);
+    assert_true(s.late_p50_ns <= s.late_p99_ns);
+    assert_int_equal(s.clock_backwards, 0);
+    finish();
+}
+
+static void test_max_timers(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.max_timers = 3;
+    tw_loop *loop = start(base, &c);
+    arm(loop, T0 + 1 * MS, 1);
+    arm(loop, T0 + 2 * MS, 2);
+    arm(loop, T0 + 3 * MS, 3);
+    tw_timer t = 77;
+    assert_int_equal(tw_loop_schedule(loop, T0, record, (void *)4, &t), TW_ENOMEM);
+    assert_int_equal(t, 0);
+    assert_int_equal(tw_loop_schedule_relative(loop, 0, record, (void *)5, &t), TW_ENOMEM);
+    FAKE = T0 + 1 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    arm(loop, T0 + 4 * MS, 6);
+    FAKE = T0 + SEC;
+    assert_int_equal(tw_loop_process(loop), 3);
+    assert_int_equal(LOG.n, 4);
+    for (size_t i = 0; i < LOG.n; i++)
+        assert_true(LOG.ids[i] != 4 && LOG.ids[i] != 5);
+    /* A posted schedule past the limit is dropped at the turn: never runs. */
+    arm(loop, T0 + 2 * SEC, 7);
+    arm(loop, T0 + 2 * SEC, 8);
+    assert_int_equal(tw_loop_post_schedule(loop, T0, record, (void *)9), 0);
+    assert_int_equal(tw_loop_post_schedule(loop, T0, record, (void *)10), 0);
+    assert_int_equal(tw_loop_process(loop), 1);
+    FAKE = T0 + 3 * SEC;
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(LOG.n, 7);
+    assert_int_equal(LOG.ids[4], 9);
+    assert_int_equal(LOG.ids[5], 7);
+    assert_int_equal(LOG.ids[6], 8);
+    finish();
+}
+
+static void test_post_runs_once_at_next_process(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    for (uintptr_t i = 0; i < 10; i++)
+        assert_int_equal(tw_loop_post(loop, posted, (void *)i), 0);
+    assert_int_equal(POSTS.n, 0);
+    assert_int_equal(stats_of(loop).inbox_depth, 10);
+    /* Functions run before the turn's timers, and count none. */
+    arm(loop, T0, 100);
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(POSTS.n, 10);
+    for (size_t i = 0; i < 10; i++) {
+        assert_int_equal(POSTS.ids[i], i);       /* FIFO from one thread */
+        assert_int_equal(POSTS.status[i], 0);
+        assert_ptr_equal(POSTS.loops[i], loop);
+    }
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(POSTS.n, 10);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.inbox_run, 10);
+    assert_int_equal(s.inbox_depth, 0);
+    assert_int_equal(s.inbox_high_water, 10);
+    assert_int_equal(s.inbox_refused, 0);
+    drop_loop();
+    assert_int_equal(POSTS.n, 10);           /* nothing left to cancel */
+    drop_base();
+}
+
+static void test_post_wakes_embedded_base(void **state)
+{
+    (void)state;
+    /* A post must make the caller's base run the loop: no polling. */
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    assert_int_equal(tw_loop_post(loop, posted, (void *)1), 0);
+    for (int i = 0; i < 100 && POSTS.n == 0; i++)
+        assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    assert_int_equal(POSTS.n, 1);
+    assert_int_equal(POSTS.status[0], 0);
+    /* A timer armed from outside a turn arms the base's event too. */
+    arm(loop, T0, 2);
+    for (int i = 0; i < 100 && LOG.n == 0; i++)
+        assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    assert_int_equal(LOG.n, 1);
+    tw_loop_stats s = stats_of(loop);
+    assert_true(s.turns >= 2);
+    assert_true(s.wakeups >= 1);
+    assert_int_equal(s.inbox_run, 1);
+    finish();
+}
+
+static void test_inbox_full(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.inbox_capacity = 8;
+    tw_loop *loop = start(base, &c);
+    for (uintptr_t i = 0; i < 8; i++)
+        assert_int_equal(tw_loop_post(loop, posted, (void *)i), 0);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.inbox_depth, 8);
+    assert_int_equal(s.inbox_high_water, 8);
+    assert_int_equal(s.inbox_refused, 0);
+    /* Full: refused, nothing queued, each refusal counted. */
+    assert_int_equal(tw_loop_post(loop, posted, (void *)100), TW_EAGAIN);
+    assert_int_equal(stats_of(loop).inbox_refused, 1);
+    assert_int_equal(tw_loop_post_wait(loop, posted, (void *)101, 0), TW_ETIMEDOUT);
+    assert_int_equal(stats_of(loop).inbox_refused, 2);
+    assert_int_equal(tw_loop_post_wait(loop, posted, (void *)102, 1 * MS), TW_ETIMEDOUT);
+    assert_int_equal(stats_of(loop).inbox_refused, 3);
+    /* Timer commands share the inbox. */
+    assert_int_equal(tw_loop_post_schedule(loop, T0, record, (void *)103), TW_EAGAIN);
+    assert_int_equal(stats_of(loop).inbox_refused, 4);
+    s = stats_of(loop);
+    assert_int_equal(s.inbox_depth, 8);
+    assert_int_equal(s.inbox_high_water, 8);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(POSTS.n, 8);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(POSTS.ids[i], i);
+        assert_int_equal(POSTS.status[i], 0);
+    }
+    assert_int_equal(LOG.n, 0);
+    s = stats_of(loop);
+    assert_int_equal(s.inbox_depth, 0);
+    assert_int_equal(s.inbox_run, 8);
+    assert_int_equal(s.inbox_refused, 4);
+    /* Room again. */
+    assert_int_equal(tw_loop_post_wait(loop, posted, (void *)8, 0), 0);
+    assert_int_equal(tw_loop_post(loop, posted, (void *)9), 0);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(POSTS.n, 10);
+    assert_int_equal(POSTS.ids[9], 9);
+    assert_int_equal(stats_of(loop).inbox_high_water, 8);
+    drop_loop();
+    assert_int_equal(POSTS.n, 10);
+    drop_base();
+}
+
+static void test_inbox_capacity_rounds_up(void **state)
+{
+    (void)state;
+    const uint32_t asked[] = {5, 0};       /* 0: the default, 4096 */
+    const uint32_t want[] = {8, 4096};
+    for (size_t k = 0; k < 2; k++) {
+        struct event_base *base = new_base();
+        tw_loop_config c = fake_config();
+        if (asked[k])
+            c.inbox_capacity = asked[k];
+        tw_loop *loop = start(base, &c);
+        uint32_t accepted = 0;
+        int r = 0;
+        while (accepted <= want[k] && (r = tw_loop_post(loop, posted, NULL)) == 0)
+            accepted++;
+        assert_int_equal(accepted, want[k]);
+        assert_int_equal(r, TW_EAGAIN);
+        assert_int_equal(tw_loop_process(loop), 0);
+        assert_int_equal(POSTS.n, want[k]);
+        finish();
+    }
+}
+
+static unsigned SELF_MOVES;
+
+static void move_self_once(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    assert_int_not_equal(timer, 0);
+    if (SELF_MOVES++ == 0)
+        assert_int_equal(tw_loop_reschedule(LOG.loop, timer, deadline_ns + 10 * MS), 0);
+}
+
+static void test_post_timer_commands(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    uint64_t next;
+
+    /* post_schedule: armed at the next turn, fires at its deadline. */
+    assert_int_equal(tw_loop_post_schedule(loop, T0 + 10 * MS, record, (void *)1), 0);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(next_of(loop), T0 + 10 * MS);
+    FAKE = T0 + 10 * MS - 1;
+    assert_int_equal(tw_loop_process(loop), 0);
+    FAKE = T0 + 10 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[0], 1);
+    assert_int_not_equal(LOG.timers[0], 0);
+
+    /* The inbox runs before the timers: a past deadline fires in that turn. */
+    FAKE = T0 + 20 * MS;
+    assert_int_equal(tw_loop_post_schedule(loop, T0 + 5 * MS, record, (void *)2), 0);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[1], 2);
+
+    /* post_cancel: still armed until the next turn. */
+    tw_timer t = arm(loop, T0 + 100 * MS, 3);
+    assert_int_equal(tw_loop_post_cancel(loop, t), 0);
+    assert_int_equal(next_of(loop), T0 + 100 * MS);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    assert_int_equal(tw_loop_cancel(loop, t), TW_ENOENT);
+
+    /* post_reschedule: moved at the next turn. */
+    t = arm(loop, T0 + 100 * MS, 4);
+    assert_int_equal(tw_loop_post_reschedule(loop, t, T0 + 50 * MS), 0);
+    assert_int_equal(next_of(loop), T0 + 100 * MS);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(next_of(loop), T0 + 50 * MS);
+    FAKE = T0 + 50 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.ids[2], 4);
+    assert_int_equal(LOG.deadlines[2], T0 + 50 * MS);
+    assert_int_equal(LOG.timers[2], t);
+
+    /* Stale handles are ignored. */
+    assert_int_equal(tw_loop_post_cancel(loop, t), 0);
+    assert_int_equal(tw_loop_post_reschedule(loop, t, T0), 0);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    assert_int_equal(LOG.n, 3);
+
+    /* A posted timer knows itself by the handle its callback receives. */
+    SELF_MOVES = 0;
+    assert_int_equal(tw_loop_post_schedule(loop, T0 + 60 * MS, move_self_once, (void *)5), 0);
+    FAKE = T0 + 80 * MS;
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(LOG.n, 5);
+    assert_int_equal(LOG.timers[3], LOG.timers[4]);
+    assert_int_equal(LOG.deadlines[4], T0 + 70 * MS);
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    finish();
+}
+
+/* tw_loop_run on the loop's own base, stopped from a function or a timer. */
+static void stop_fn(tw_loop *loop, int status, void *userdata)
+{
+    posted(loop, status, userdata);
+    assert_int_equal(tw_loop_stop(loop), 0);
+}
+
+static void stop_timer(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    assert_int_equal(tw_loop_stop(LOG.loop), 0);
+}
+
+static void test_run_until_stop(void **state)
+{
+    (void)state;
+    tw_loop *loop = start(NULL, NULL);
+    assert_int_equal(tw_loop_post(loop, stop_fn, (void *)1), 0);
+    assert_int_equal(tw_loop_run(loop), 0);
+    assert_int_equal(POSTS.n, 1);
+    assert_int_equal(POSTS.status[0], 0);
+    /* Run again: a due timer stops it; later deadlines stay armed. */
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule(loop, T0, stop_timer, (void *)2, &t), 0);
+    arm(loop, T0 + 1 * SEC, 3);
+    assert_int_equal(tw_loop_run(loop), 0);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(LOG.ids[0], 2);
+    assert_int_equal(next_of(loop), T0 + SEC);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.fired, 1);
+    assert_int_equal(s.inbox_run, 1);
+    drop_loop();
+}
+
+static void test_event_follows_earliest_deadline(void **state)
+{
+    (void)state;
+    /* One event, armed at the earliest deadline: when that timer is
+     * cancelled or moved later, the base must not wake the loop for it.
+     * The fake clock makes each deadline due now or 1 s away. */
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_timer a = arm(loop, T0, 1);
+    assert_int_equal(tw_loop_cancel(loop, a), 0);
+    for (int i = 0; i < 10; i++)
+        assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.wakeups, 0);
+    assert_int_equal(s.turns, 0);
+    tw_timer b = arm(loop, T0, 2);
+    assert_int_equal(tw_loop_reschedule(loop, b, T0 + SEC), 0);
+    for (int i = 0; i < 10; i++)
+        assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    s = stats_of(loop);
+    assert_int_equal(s.wakeups, 0);
+    assert_int_equal(s.turns, 0);
+    assert_int_equal(LOG.n, 0);
+    /* Moved earlier again: now it must come. */
+    assert_int_equal(tw_loop_reschedule(loop, b, T0), 0);
+    for (int i = 0; i < 100 && LOG.n == 0; i++)
+        assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(stats_of(loop).wakeups, 1);
+    finish();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_config_defaults, teardown),
+        cmocka_unit_test_teardown(test_fires_at_deadline_not_before, teardown),
+        cmocka_unit_test_teardown(test_deadline_order, teardown),
+        cmocka_unit_test_teardown(test_now_is_turn_start, teardown),
+        cmocka_unit_test_teardown(test_clock_read_once_per_turn, teardown),
+        cmocka_unit_test_teardown(test_next_deadline, teardown),
+        cmocka_unit_test_teardown(test_relative_to_loop_now, teardown),
+        cmocka_unit_test_teardown(test_cancel_reschedule_and_stale, teardown),
+        cmocka_unit_test_teardown(test_reschedule_self, teardown),
+        cmocka_unit_test_teardown(test_clock_backwards_clamped, teardown),
+        cmocka_unit_test_teardown(test_budget, teardown),
+        cmocka_unit_test_teardown(test_budget_resumes_through_base, teardown),
+        cmocka_unit_test_teardown(test_free_from_callback, teardown),
+        cmocka_unit_test_teardown(test_free_from_callback_during_run, teardown),
+        cmocka_unit_test_teardown(test_free_from_posted_function, teardown),
+        cmocka_unit_test_teardown(test_embedded_never_dispatches, teardown),
+        cmocka_unit_test_teardown(test_cancel_other_from_callback, teardown),
+        cmocka_unit_test_teardown(test_free_with_timers_armed, teardown),
+        cmocka_unit_test_teardown(test_free_with_posts_pending, teardown),
+        cmocka_unit_test_teardown(test_bad_input, teardown),
+        cmocka_unit_test_teardown(test_bad_tick, teardown),
+        cmocka_unit_test_teardown(test_stats_struct_size, teardown),
+        cmocka_unit_test_teardown(test_stats_counts, teardown),
+        cmocka_unit_test_teardown(test_max_timers, teardown),
+        cmocka_unit_test_teardown(test_post_runs_once_at_next_process, teardown),
+        cmocka_unit_test_teardown(test_post_wakes_embedded_base, teardown),
+        cmocka_unit_test_teardown(test_inbox_full, teardown),
+        cmocka_unit_test_teardown(test_inbox_capacity_rounds_up, teardown),
+        cmocka_unit_test_teardown(test_post_timer_commands, teardown),
+        cmocka_unit_test_teardown(test_run_until_stop, teardown),
+        cmocka_unit_test_teardown(test_event_follows_earliest_deadline, teardown),
+    };
+    return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
+}
