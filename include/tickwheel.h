@@ -236,6 +236,10 @@ TW__PUBLIC int tw_loop_stop(tw_loop *loop) TW__NOEXCEPT;
  * clock, runs the inbox, fires what is due and re-arms.  Returns how many
  * timers fired. */
 TW__PUBLIC int tw_loop_process(tw_loop *loop) TW__NOEXCEPT;
+/* A descriptor that polls readable while posted commands wait: a loop
+ * driven by hand watches it beside tw_loop_next_deadline and calls
+ * tw_loop_process.  Owned by the loop. */
+TW__PUBLIC int tw_loop_fd(const tw_loop *loop) TW__NOEXCEPT;
 /* The time the loop's clock gave at the start of the current turn. */
 TW__PUBLIC uint64_t tw_loop_now(const tw_loop *loop) TW__NOEXCEPT;
 /* The earliest time the loop needs to run again; TW_ENOENT when idle. */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -1243,6 +1244,35 @@ static void test_event_follows_earliest_deadline(void **state)
     finish();
 }
 
+static int readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int r = poll(&p, 1, 0);
+    assert_true(r >= 0);
+    return r == 1 && (p.revents & POLLIN);
+}
+
+/* A loop driven by hand from a foreign event loop watches tw_loop_fd. */
+static void test_fd_for_hand_driven_loops(void **state)
+{
+    (void)state;
+    tw_loop *loop = start(new_base(), NULL);
+    int fd = tw_loop_fd(loop);
+    assert_true(fd >= 0);
+    assert_int_equal(tw_loop_fd(NULL), TW_EINVAL);
+    assert_false(readable(fd));
+    assert_int_equal(tw_loop_post(loop, posted, (void *)1), 0);
+    assert_int_equal(tw_loop_post(loop, posted, (void *)2), 0);
+    assert_true(readable(fd));
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(POSTS.n, 2);
+    /* Drained: a level-triggered poller must not spin on it. */
+    assert_false(readable(fd));
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_false(readable(fd));
+    assert_int_equal(POSTS.n, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1277,6 +1307,7 @@ int main(void)
         cmocka_unit_test_teardown(test_post_timer_commands, teardown),
         cmocka_unit_test_teardown(test_run_until_stop, teardown),
         cmocka_unit_test_teardown(test_event_follows_earliest_deadline, teardown),
+        cmocka_unit_test_teardown(test_fd_for_hand_driven_loops, teardown),
     };
     return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }

@@ -106,6 +106,11 @@ int tw_loop_process(tw_loop *loop) noexcept
     return count(fired);
 }
 
+int tw_loop_fd(const tw_loop *loop) noexcept
+{
+    return loop ? loop->core.fd() : TW_EINVAL;
+}
+
 uint64_t tw_loop_now(const tw_loop *loop) noexcept
 {
     return loop ? loop->core.now() : 0;

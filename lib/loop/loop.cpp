@@ -116,9 +116,8 @@ void Loop::on_timer(int, short, void *arg)
 void Loop::on_wake(int fd, short, void *arg)
 {
     Loop *loop = static_cast<Loop *>(arg);
-    uint64_t count;
-    while (read(fd, &count, sizeof(count)) > 0) {
-    }
+    loop->drain_fd();
+    (void)fd;
     loop->turn();
     if (loop->free_requested_ && !loop->running_)
         delete loop->self_;
@@ -250,8 +249,19 @@ void Loop::stop()
     wake();
 }
 
+/* Empties the wake-up descriptor.  Always done by the paths that poll it
+ * (the base's callback, tw_loop_process): a producer's write can land after
+ * the flag it goes with was cleared, and must not leave it readable. */
+void Loop::drain_fd()
+{
+    uint64_t count;
+    ssize_t r = read(wake_fd_, &count, sizeof(count));
+    (void)r;    /* EAGAIN: nothing was written */
+}
+
 uint64_t Loop::process()
 {
+    drain_fd();
     return turn();
 }
 

@@ -51,6 +51,7 @@ public:
     void stop();
     uint64_t process();
     uint64_t now() const { return now_; }
+    int fd() const { return wake_fd_; }
     int next_deadline(uint64_t *ret) const { return wheel_.next_deadline(ret); }
 
     int schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer *ret);
@@ -81,6 +82,7 @@ private:
     uint64_t turn();
     uint64_t read_clock();
     void run_inbox();
+    void drain_fd();
     void wake();
     void rearm();
     void log(int level, const char *message) const
