@@ -184,8 +184,10 @@ void Loop::run_inbox()
         }
     }
     inbox_.publish();
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (n && waiters_.load(std::memory_order_relaxed)) {
+    /* A read-modify-write, not a load: either it sees a producer that is
+     * about to wait, or that producer's own increment comes after it and
+     * then sees the cells freed above. */
+    if (n && waiters_.fetch_add(0, std::memory_order_acq_rel)) {
         std::lock_guard<std::mutex> lock(room_mutex_);
         room_.notify_all();
     }
@@ -314,8 +316,7 @@ int Loop::post_wait(const Command &command, uint64_t timeout_ns)
     auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(
                      timeout_ns > uint64_t(INT64_MAX) / 2 ? INT64_MAX / 2 : int64_t(timeout_ns));
     std::unique_lock<std::mutex> lock(room_mutex_);
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    waiters_.fetch_add(1, std::memory_order_acq_rel);
     bool pushed;
     for (;;) {
         pushed = inbox_.push(command);
