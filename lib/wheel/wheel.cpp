@@ -309,14 +309,7 @@ int Wheel::next_deadline(uint64_t *ret) const
     }
     if (lists_[kDue].head != kNil) {
         if (!due_min_known_) {
-            uint64_t m = TW_NEVER;
-            for (uint32_t b = lists_[kDue].head; b != kNil; b = blocks_[b].next) {
-                const Block &blk = blocks_[b];
-                for (unsigned k = 0; k < blk.fill; k++)
-                    if (blk.idx[k] != kNil && pool_.at(blk.idx[k]).deadline < m)
-                        m = pool_.at(blk.idx[k]).deadline;
-            }
-            due_min_ = m;
+            due_min_ = list_min(kDue);
             due_min_known_ = true;
         }
         *ret = due_min_;
@@ -337,6 +330,18 @@ int Wheel::next_deadline(uint64_t *ret) const
     return TW_ENOENT;
 }
 
+uint64_t Wheel::list_min(uint32_t list) const
+{
+    uint64_t m = TW_NEVER;
+    for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next) {
+        const Block &blk = blocks_[b];
+        for (unsigned k = 0; k < blk.fill; k++)
+            if (blk.idx[k] != kNil && pool_.at(blk.idx[k]).deadline < m)
+                m = pool_.at(blk.idx[k]).deadline;
+    }
+    return m;
+}
+
 /* Recomputes a slot's lost minimum when the slot is small enough that a
  * scan is cheap; a large slot keeps answering its start (never late). */
 bool Wheel::rescan_min(uint32_t list) const
@@ -345,14 +350,7 @@ bool Wheel::rescan_min(uint32_t list) const
     for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next)
         if (++blocks > kRescanBlocks)
             return false;
-    uint64_t m = TW_NEVER;
-    for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next) {
-        const Block &blk = blocks_[b];
-        for (unsigned k = 0; k < blk.fill; k++)
-            if (blk.idx[k] != kNil && pool_.at(blk.idx[k]).deadline < m)
-                m = pool_.at(blk.idx[k]).deadline;
-    }
-    slot_min_[list] = m;
+    slot_min_[list] = list_min(list);
     min_known_[list / kSlots] |= uint64_t(1) << (list % kSlots);
     return true;
 }

@@ -147,6 +147,7 @@ private:
     }
     int intern_callback(tw_timer_cb *cb);
     uint32_t arm(uint64_t deadline, uint16_t cb, void *userdata);
+    uint64_t list_min(uint32_t list) const;
     bool rescan_min(uint32_t list) const;
     void cascade(unsigned level, unsigned slot);
     void slot_to_due(unsigned slot);
