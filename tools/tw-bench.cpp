@@ -34,6 +34,10 @@
  * is, each timer's armed state after every workload, tw_wheel_verify(), the
  * live count, and W4's callback count.  A failed check prints why on stderr,
  * shows FAIL in its cell and makes the exit status 1.
+ *
+ * --loop selects the second mode, the loop benchmarks of bench-loop.cpp:
+ * tw_loop on a real libevent loop, beside libevent's own timers.  This file
+ * parses the options of both modes and holds the helpers they share.
  */
 #include "bench.hpp"
 
@@ -59,10 +63,132 @@
 #include <tuple>
 #include <vector>
 
+namespace bench {
+
+Summary summarize(std::vector<double> samples)
+{
+    std::sort(samples.begin(), samples.end());
+    const std::size_t mid = samples.size() / 2;
+    const double median =
+        samples.size() % 2 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
+    return {median, samples.front(), samples.back()};
+}
+
+std::string format(const char *fmt, ...)
+{
+    char buffer[256];
+    va_list args;
+    va_start(args, fmt);
+    std::vsnprintf(buffer, sizeof buffer, fmt, args);
+    va_end(args);
+    return buffer;
+}
+
+/* A Markdown table, padded to line up in a terminal too. */
+void print_table(const std::vector<Row> &rows)
+{
+    std::vector<std::size_t> widths(rows[0].size(), 3);
+    for (const Row &row : rows)
+        for (std::size_t i = 0; i < row.size(); ++i)
+            widths[i] = std::max(widths[i], row[i].size());
+    const auto print_row = [&](const Row &row) {
+        for (std::size_t i = 0; i < row.size(); ++i)
+            std::printf(i == 0 ? "| %-*s " : "| %*s ", static_cast<int>(widths[i]),
+                        row[i].c_str());
+        std::puts("|");
+    };
+    print_row(rows[0]);
+    for (std::size_t i = 0; i < widths.size(); ++i)
+        std::printf("|%s%s", std::string(widths[i] + 1, '-').c_str(), i == 0 ? "-" : ":");
+    std::puts("|");
+    for (std::size_t r = 1; r < rows.size(); ++r)
+        print_row(rows[r]);
+}
+
+bool write_all(int fd, const void *data, std::size_t size)
+{
+    const char *p = static_cast<const char *>(data);
+    while (size > 0) {
+        const ssize_t n = write(fd, p, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
 namespace {
 
+bool read_all(int fd, void *data, std::size_t size)
+{
+    char *p = static_cast<char *>(data);
+    while (size > 0) {
+        const ssize_t n = read(fd, p, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+} // namespace
+
+bool run_isolated(const std::string &label, const std::function<bool(int fd)> &child,
+                  void *data, std::size_t size)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        std::fprintf(stderr, "tw-bench: pipe: %s\n", std::strerror(errno));
+        return false;
+    }
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0) {
+        std::fprintf(stderr, "tw-bench: fork: %s\n", std::strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        _exit(child(fds[1]) ? 0 : 1);
+    }
+
+    close(fds[1]);
+    const bool received = read_all(fds[0], data, size);
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            std::fprintf(stderr, "tw-bench: waitpid: %s\n", std::strerror(errno));
+            return false;
+        }
+    }
+    if (WIFSIGNALED(status)) {
+        std::fprintf(stderr, "tw-bench: %s: killed by signal %d (%s)\n", label.c_str(),
+                     WTERMSIG(status), strsignal(WTERMSIG(status)));
+        return false;
+    }
+    return received && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+} // namespace bench
+
+namespace {
+
+using bench::format;
 using bench::Job;
 using bench::Outcome;
+using bench::print_table;
+using bench::Row;
+using bench::summarize;
+using bench::Summary;
 using bench::Workload;
 
 struct Implementation {
@@ -112,17 +238,24 @@ struct Options {
     bool json = false;
     const char *export_json = nullptr;
     int cpu = -1;
+    bool loop = false;
+    bench::LoopOptions loop_options;
 };
 
 constexpr std::size_t kMaxN = 100'000'000;
 constexpr unsigned kMaxRuns = 1000;
+constexpr unsigned kMaxLoopSeconds = 600;
+constexpr std::size_t kMaxLoopTimers = 10'000'000;
 
 void usage()
 {
     std::fputs("usage: tw-bench [options]\n"
+               "       tw-bench --loop [options]\n"
                "\n"
                "Times tickwheel beside libevent (heap and common timeouts), libev, libuv\n"
                "and a std::multimap; prints ns per operation, median (min-max) of the runs.\n"
+               "With --loop, measures tw_loop on a real libevent loop instead: firing\n"
+               "lateness beside libevent's own timers, a mass expiry, the inbox, an idle loop.\n"
                "\n"
                "  --impl LIST       implementations (default all): tickwheel, libevent-heap,\n"
                "                    libevent-common, libev, libuv, multimap\n"
@@ -136,6 +269,11 @@ void usage()
                "  --cpu CPU         pin to one CPU\n"
                "  --json            print JSON instead of the table\n"
                "  --export-json FILE  also write the JSON to FILE\n"
+               "  --loop            the loop benchmarks; --impl, --workload, --n and --quick\n"
+               "                    do not apply\n"
+               "  --loop-seconds S  span of the lateness deadlines, 1 to 600 (default 3)\n"
+               "  --loop-timers N   timers of the lateness run, k and M suffixes allowed\n"
+               "                    (default 100000)\n"
                "  --help            print this and exit\n"
                "\n"
                "Exit status: 0, 1 when a self-check failed, 2 on a usage error.\n",
@@ -249,7 +387,10 @@ int parse_options(int argc, char **argv, Options &options)
         opt_quick,
         opt_cpu,
         opt_json,
-        opt_export_json
+        opt_export_json,
+        opt_loop,
+        opt_loop_seconds,
+        opt_loop_timers
     };
     static const option kLongOptions[] = {
         {"impl", required_argument, nullptr, opt_impl},
@@ -261,25 +402,33 @@ int parse_options(int argc, char **argv, Options &options)
         {"cpu", required_argument, nullptr, opt_cpu},
         {"json", no_argument, nullptr, opt_json},
         {"export-json", required_argument, nullptr, opt_export_json},
+        {"loop", no_argument, nullptr, opt_loop},
+        {"loop-seconds", required_argument, nullptr, opt_loop_seconds},
+        {"loop-timers", required_argument, nullptr, opt_loop_timers},
         {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0},
     };
 
     bool quick = false;
+    const char *wheel_only = nullptr; /* an option the loop mode does not take */
+    const char *loop_only = nullptr;
     int c;
     while ((c = getopt_long(argc, argv, "h", kLongOptions, nullptr)) != -1) {
         switch (c) {
         case opt_impl:
             if (!parse_impls(optarg, options))
                 return 2;
+            wheel_only = "--impl";
             break;
         case opt_workload:
             if (!parse_workloads(optarg, options))
                 return 2;
+            wheel_only = "--workload";
             break;
         case opt_n:
             if (!parse_ns(optarg, options))
                 return 2;
+            wheel_only = "--n";
             break;
         case opt_runs: {
             const std::optional<std::uint64_t> runs = parse_number(optarg, false);
@@ -304,6 +453,7 @@ int parse_options(int argc, char **argv, Options &options)
         }
         case opt_quick:
             quick = true;
+            wheel_only = "--quick";
             break;
         case opt_cpu: {
             const std::optional<std::uint64_t> cpu = parse_number(optarg, false);
@@ -320,6 +470,31 @@ int parse_options(int argc, char **argv, Options &options)
         case opt_export_json:
             options.export_json = optarg;
             break;
+        case opt_loop:
+            options.loop = true;
+            break;
+        case opt_loop_seconds: {
+            const std::optional<std::uint64_t> seconds = parse_number(optarg, false);
+            if (!seconds || *seconds == 0 || *seconds > kMaxLoopSeconds) {
+                std::fprintf(stderr, "tw-bench: --loop-seconds wants 1 to %u, not '%s'\n",
+                             kMaxLoopSeconds, optarg);
+                return 2;
+            }
+            options.loop_options.seconds = static_cast<unsigned>(*seconds);
+            loop_only = "--loop-seconds";
+            break;
+        }
+        case opt_loop_timers: {
+            const std::optional<std::uint64_t> timers = parse_number(optarg, true);
+            if (!timers || *timers == 0 || *timers > kMaxLoopTimers) {
+                std::fprintf(stderr, "tw-bench: --loop-timers wants 1 to %zu, not '%s'\n",
+                             kMaxLoopTimers, optarg);
+                return 2;
+            }
+            options.loop_options.timers = static_cast<std::size_t>(*timers);
+            loop_only = "--loop-timers";
+            break;
+        }
         case 'h':
             usage();
             return 1;
@@ -332,6 +507,17 @@ int parse_options(int argc, char **argv, Options &options)
         std::fprintf(stderr, "tw-bench: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    if (options.loop && wheel_only) {
+        std::fprintf(stderr, "tw-bench: %s does not apply to --loop\n", wheel_only);
+        return 2;
+    }
+    if (!options.loop && loop_only) {
+        std::fprintf(stderr, "tw-bench: %s needs --loop\n", loop_only);
+        return 2;
+    }
+    options.loop_options.runs = options.runs;
+    options.loop_options.seed = options.seed;
+    options.loop_options.json = options.json;
 
     if (options.impls.empty())
         parse_impls("all", options);
@@ -345,86 +531,29 @@ int parse_options(int argc, char **argv, Options &options)
     return 0;
 }
 
-bool write_all(int fd, const void *data, std::size_t size)
-{
-    const char *p = static_cast<const char *>(data);
-    while (size > 0) {
-        const ssize_t n = write(fd, p, size);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
-bool read_all(int fd, void *data, std::size_t size)
-{
-    char *p = static_cast<char *>(data);
-    while (size > 0) {
-        const ssize_t n = read(fd, p, size);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
 /* Runs one job in a child process; the figure comes back through a pipe. */
 std::optional<double> run_isolated(const Implementation &impl, const Job &job)
 {
-    const char *key = info(job.workload).key;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        std::fprintf(stderr, "tw-bench: pipe: %s\n", std::strerror(errno));
-        return std::nullopt;
-    }
-    std::fflush(nullptr);
-    const pid_t pid = fork();
-    if (pid < 0) {
-        std::fprintf(stderr, "tw-bench: fork: %s\n", std::strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return std::nullopt;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        /* The child exits from the report and leaves the teardown of the
-         * timers to the kernel, which is much faster at it. */
-        impl.run(job, [&](const Outcome &outcome) {
-            if (!outcome.error.empty()) {
-                std::fprintf(stderr, "tw-bench: %s %s n=%zu: %s\n", impl.name, key, job.n,
-                             outcome.error.c_str());
-                _exit(1);
-            }
-            _exit(write_all(fds[1], &outcome.value, sizeof outcome.value) ? 0 : 1);
-        });
-        std::fprintf(stderr, "tw-bench: %s %s n=%zu: no outcome\n", impl.name, key, job.n);
-        _exit(1);
-    }
-
-    close(fds[1]);
+    const std::string label = format("%s %s n=%zu", impl.name, info(job.workload).key, job.n);
     double value = 0;
-    const bool received = read_all(fds[0], &value, sizeof value);
-    close(fds[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            std::fprintf(stderr, "tw-bench: waitpid: %s\n", std::strerror(errno));
-            return std::nullopt;
-        }
-    }
-    if (WIFSIGNALED(status)) {
-        std::fprintf(stderr, "tw-bench: %s %s n=%zu: killed by signal %d (%s)\n", impl.name, key,
-                     job.n, WTERMSIG(status), strsignal(WTERMSIG(status)));
-        return std::nullopt;
-    }
-    if (!received || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    const bool ok = bench::run_isolated(
+        label,
+        [&](int fd) {
+            /* The child exits from the report and leaves the teardown of the
+             * timers to the kernel, which is much faster at it. */
+            impl.run(job, [&](const Outcome &outcome) {
+                if (!outcome.error.empty()) {
+                    std::fprintf(stderr, "tw-bench: %s: %s\n", label.c_str(),
+                                 outcome.error.c_str());
+                    _exit(1);
+                }
+                _exit(bench::write_all(fd, &outcome.value, sizeof outcome.value) ? 0 : 1);
+            });
+            std::fprintf(stderr, "tw-bench: %s: no outcome\n", label.c_str());
+            return false;
+        },
+        &value, sizeof value);
+    if (!ok)
         return std::nullopt;
     return value;
 }
@@ -433,21 +562,6 @@ struct Cell {
     std::vector<double> samples;
     unsigned failed = 0;
 };
-
-struct Summary {
-    double median;
-    double min;
-    double max;
-};
-
-Summary summarize(std::vector<double> samples)
-{
-    std::sort(samples.begin(), samples.end());
-    const std::size_t mid = samples.size() / 2;
-    const double median =
-        samples.size() % 2 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
-    return {median, samples.front(), samples.back()};
-}
 
 using CellKey = std::tuple<std::size_t, Workload, std::size_t>;
 
@@ -475,28 +589,6 @@ private:
     std::map<CellKey, Cell> cells_;
 };
 
-class Progress {
-public:
-    explicit Progress(std::size_t total) : total_(total), shown_(isatty(STDERR_FILENO) == 1) {}
-    ~Progress()
-    {
-        if (shown_)
-            std::fputs("\r\033[K", stderr);
-    }
-    void step(const char *impl, const char *workload, std::size_t n)
-    {
-        ++done_;
-        if (shown_)
-            std::fprintf(stderr, "\r\033[K[%zu/%zu] %s %s n=%zu", done_, total_, impl, workload,
-                         n);
-    }
-
-private:
-    std::size_t total_;
-    std::size_t done_ = 0;
-    bool shown_;
-};
-
 bool selected(const Options &options, Workload workload)
 {
     return std::find(options.workloads.begin(), options.workloads.end(), workload) !=
@@ -517,11 +609,12 @@ Results run_all(const Options &options)
     Results results;
     const std::vector<Workload> timed = timed_workloads(options);
     const bool memory = selected(options, Workload::memory);
-    Progress progress(options.impls.size() *
+    bench::Progress progress(options.impls.size() *
                       (options.ns.size() * timed.size() * options.runs + (memory ? 1 : 0)));
 
     const auto record = [&](std::size_t impl, const Job &job) {
-        progress.step(kImplementations[impl].name, info(job.workload).key, job.n);
+        progress.step(format("%s %s n=%zu", kImplementations[impl].name, info(job.workload).key,
+                             job.n));
         Cell &cell = results.at(impl, job.workload, job.n);
         if (const std::optional<double> value = run_isolated(kImplementations[impl], job))
             cell.samples.push_back(*value);
@@ -537,17 +630,6 @@ Results run_all(const Options &options)
         for (const std::size_t impl : options.impls)
             record(impl, Job{Workload::memory, options.ns.back(), options.seed});
     return results;
-}
-
-std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string format(const char *fmt, ...)
-{
-    char buffer[128];
-    va_list args;
-    va_start(args, fmt);
-    std::vsnprintf(buffer, sizeof buffer, fmt, args);
-    va_end(args);
-    return buffer;
 }
 
 std::string figure(double value) { return format(value < 100 ? "%.1f" : "%.0f", value); }
@@ -577,29 +659,6 @@ std::string cell_text(const Results &results, std::size_t impl, Workload workloa
     if (cell->samples.size() == 1)
         return figure(s.median);
     return figure(s.median) + " (" + figure(s.min) + "-" + figure(s.max) + ")";
-}
-
-using Row = std::vector<std::string>;
-
-/* A Markdown table, padded to line up in a terminal too. */
-void print_table(const std::vector<Row> &rows)
-{
-    std::vector<std::size_t> widths(rows[0].size(), 3);
-    for (const Row &row : rows)
-        for (std::size_t i = 0; i < row.size(); ++i)
-            widths[i] = std::max(widths[i], row[i].size());
-    const auto print_row = [&](const Row &row) {
-        for (std::size_t i = 0; i < row.size(); ++i)
-            std::printf(i == 0 ? "| %-*s " : "| %*s ", static_cast<int>(widths[i]),
-                        row[i].c_str());
-        std::puts("|");
-    };
-    print_row(rows[0]);
-    for (std::size_t i = 0; i < widths.size(); ++i)
-        std::printf("|%s%s", std::string(widths[i] + 1, '-').c_str(), i == 0 ? "-" : ":");
-    std::puts("|");
-    for (std::size_t r = 1; r < rows.size(); ++r)
-        print_row(rows[r]);
 }
 
 void print_report(const Options &options, const Results &results)
@@ -758,15 +817,20 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    const Results results = run_all(options);
-
-    if (options.json)
-        print_json(stdout, options, results);
-    else
-        print_report(options, results);
-    bool ok = !any_failed(options, results);
+    bool ok;
+    if (options.loop) {
+        ok = bench::run_loop_mode(options.loop_options, export_json);
+    } else {
+        const Results results = run_all(options);
+        if (options.json)
+            print_json(stdout, options, results);
+        else
+            print_report(options, results);
+        ok = !any_failed(options, results);
+        if (export_json)
+            print_json(export_json, options, results);
+    }
     if (export_json) {
-        print_json(export_json, options, results);
         if (std::fclose(export_json) != 0) {
             std::fprintf(stderr, "tw-bench: %s: %s\n", options.export_json, std::strerror(errno));
             ok = false;
