@@ -79,17 +79,29 @@ __attribute__((always_inline)) inline void Wheel::note_added(uint32_t list, uint
         if (was_empty) {
             occupied_[level] |= bit;
             min_known_[level] |= bit;
+            in_order_[level] |= bit;
             slot_min_[list] = deadline;
-        } else if ((min_known_[level] & bit) && deadline < slot_min_[list]) {
-            slot_min_[list] = deadline;
+        } else {
+            if ((min_known_[level] & bit) && deadline < slot_min_[list])
+                slot_min_[list] = deadline;
+            if (deadline < slot_last_[list])
+                in_order_[level] &= ~bit;
         }
+        if (was_empty || deadline > slot_last_[list])
+            slot_last_[list] = deadline;
     } else if (list == kDue) {
         if (was_empty) {
             due_min_ = deadline;
             due_min_known_ = true;
-        } else if (due_min_known_ && deadline < due_min_) {
-            due_min_ = deadline;
+            due_in_order_ = true;
+        } else {
+            if (due_min_known_ && deadline < due_min_)
+                due_min_ = deadline;
+            if (deadline < due_last_)
+                due_in_order_ = false;
         }
+        if (was_empty || deadline > due_last_)
+            due_last_ = deadline;
     }
 }
 
@@ -309,7 +321,7 @@ int Wheel::next_deadline(uint64_t *ret) const
     }
     if (lists_[kDue].head != kNil) {
         if (!due_min_known_) {
-            due_min_ = list_min(kDue);
+            due_min_ = due_in_order_ ? first_deadline(kDue) : list_min(kDue);
             due_min_known_ = true;
         }
         *ret = due_min_;
@@ -328,6 +340,20 @@ int Wheel::next_deadline(uint64_t *ret) const
         return 0;
     }
     return TW_ENOENT;
+}
+
+/* The first live deadline of a list: its minimum when it is in order.  A
+ * list's blocks are freed when their last entry leaves, so this reads one
+ * block. */
+uint64_t Wheel::first_deadline(uint32_t list) const
+{
+    for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next) {
+        const Block &blk = blocks_[b];
+        for (unsigned k = 0; k < blk.fill; k++)
+            if (blk.idx[k] != kNil)
+                return pool_.at(blk.idx[k]).deadline;
+    }
+    return TW_NEVER;
 }
 
 uint64_t Wheel::list_min(uint32_t list) const
@@ -405,6 +431,13 @@ void Wheel::slot_to_due(unsigned slot)
     }
     due.tail = src.tail;
     src = List();
+    /* In order if both were and the slot starts at or after the due list's
+     * last deadline; a slot in order starts at its minimum. */
+    bool slot_in_order = (in_order_[0] & bit) && known;
+    due_in_order_ = slot_in_order && (was_empty || (due_in_order_ && due_last_ <= slot_min_[slot]));
+    if (was_empty || slot_last_[slot] > due_last_)
+        due_last_ = slot_last_[slot];
+    in_order_[0] &= ~bit;
     if (was_empty || (known && due_min_known_)) {
         if (was_empty || slot_min_[slot] < due_min_)
             due_min_ = slot_min_[slot];
@@ -416,12 +449,18 @@ void Wheel::slot_to_due(unsigned slot)
 
 /* Collects the due timers whose deadline is <= now_ns into the round, in
  * deadline order, equal deadlines in list (arming) order, and takes them
- * off the due list.  If the round cannot grow, it holds the earliest that
- * fit and the rest wait for the next round.  Returns the round's size. */
-uint32_t Wheel::gather_due(uint64_t now_ns)
+ * off the due list.  A due list known to be in order gives its first
+ * `limit` at once, so a budgeted turn does work in proportion to its
+ * budget however many timers are due; otherwise the whole list is walked
+ * and sorted.  If the round cannot grow, it holds the earliest that fit
+ * and the rest wait for the next round.  Returns the round's size. */
+uint32_t Wheel::gather_due(uint64_t now_ns, uint64_t limit)
 {
     uint32_t n = 0, order = 0;
     bool sorted = true, heap = false;
+    bool prefix = due_in_order_;
+    bool rest_in_order = true;
+    uint64_t rest_last = 0;
     for (uint32_t b = lists_[kDue].head; b != kNil; b = blocks_[b].next) {
         const Block &blk = blocks_[b];
         for (unsigned k = 0; k < blk.fill; k++) {
@@ -429,8 +468,13 @@ uint32_t Wheel::gather_due(uint64_t now_ns)
             if (i == kNil)
                 continue;
             uint64_t d = pool_.at(i).deadline;
-            if (d > now_ns)
+            if (d > now_ns || (prefix && n == limit)) {
+                if (prefix)
+                    goto gathered;
+                rest_in_order &= d >= rest_last;
+                rest_last = d;
                 continue;
+            }
             Due item = {d, order++, i};
             if (n == round_cap_ && !heap) {
                 uint32_t cap = round_cap_ * 2;
@@ -438,6 +482,8 @@ uint32_t Wheel::gather_due(uint64_t now_ns)
                 if (r) {
                     round_ = r;
                     round_cap_ = cap;
+                } else if (prefix) {
+                    goto gathered;      /* the earliest that fit, in order */
                 } else {
                     /* Out of memory: keep the round_cap_ earliest in a heap. */
                     std::make_heap(round_, round_ + n);
@@ -458,12 +504,17 @@ uint32_t Wheel::gather_due(uint64_t now_ns)
         std::sort_heap(round_, round_ + n);
     else if (!sorted)
         std::sort(round_, round_ + n);
+gathered:
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = round_[k].idx;
         remove(i);
         Entry &e = pool_.at(i);
         e.state = kStateFiring;
         e.pos = k;
+    }
+    if (!prefix && lists_[kDue].head != kNil) {
+        due_in_order_ = rest_in_order;
+        due_last_ = rest_last;
     }
     return n;
 }
@@ -477,7 +528,7 @@ uint64_t Wheel::run_due(uint64_t now_ns, uint64_t budget)
     for (;;) {
         if (round_at_ == round_n_) {
             round_n_ = round_at_ = 0;
-            if (lists_[kDue].head == kNil || (round_n_ = gather_due(now_ns)) == 0)
+            if (lists_[kDue].head == kNil || (round_n_ = gather_due(now_ns, budget - fired)) == 0)
                 return fired;
         }
         while (round_at_ < round_n_) {
@@ -583,7 +634,8 @@ int Wheel::verify() const
     for (uint32_t list = 0; list < kLists; list++) {
         const List &l = lists_[list];
         uint32_t prev = kNil;
-        uint64_t n = 0, min = TW_NEVER;
+        uint64_t n = 0, min = TW_NEVER, last = 0;
+        bool ordered = true;
         for (uint32_t b = l.head; b != kNil; b = blocks_[b].next) {
             if (b >= blocks_.total() || ++chained_blocks > blocks_.total())
                 return TW_EUCLEAN;
@@ -603,6 +655,8 @@ int Wheel::verify() const
                     return TW_EUCLEAN;
                 if (e.deadline < min)
                     min = e.deadline;
+                ordered &= e.deadline >= last;
+                last = e.deadline;
                 live++;
             }
             if (live != blk.live)
@@ -619,8 +673,12 @@ int Wheel::verify() const
                 return TW_EUCLEAN;
             if ((min_known_[level] & bit) && (!n || slot_min_[list] != min))
                 return TW_EUCLEAN;
+            if (n && (in_order_[level] & bit) && (!ordered || last > slot_last_[list]))
+                return TW_EUCLEAN;
         }
         if (list == kDue && n && due_min_known_ && due_min_ != min)
+            return TW_EUCLEAN;
+        if (list == kDue && n && due_in_order_ && (!ordered || last > due_last_))
             return TW_EUCLEAN;
         armed += n;
     }

@@ -147,11 +147,12 @@ private:
     }
     int intern_callback(tw_timer_cb *cb);
     uint32_t arm(uint64_t deadline, uint16_t cb, void *userdata);
+    uint64_t first_deadline(uint32_t list) const;
     uint64_t list_min(uint32_t list) const;
     bool rescan_min(uint32_t list) const;
     void cascade(unsigned level, unsigned slot);
     void slot_to_due(unsigned slot);
-    uint32_t gather_due(uint64_t now_ns);
+    uint32_t gather_due(uint64_t now_ns, uint64_t limit);
     uint64_t run_due(uint64_t now_ns, uint64_t budget);
 
     Pool pool_;
@@ -163,6 +164,10 @@ private:
     uint64_t occupied_[kLevels] = {};       /* slot is non-empty */
     mutable uint64_t min_known_[kLevels] = {};  /* slot_min_ is exact */
     mutable uint64_t slot_min_[kDue] = {};
+    uint64_t in_order_[kLevels] = {};       /* slot's deadlines never decrease */
+    uint64_t slot_last_[kDue] = {};         /* largest deadline appended */
+    bool due_in_order_ = true;
+    uint64_t due_last_ = 0;
     mutable uint64_t due_min_ = 0;
     mutable bool due_min_known_ = false;
 
