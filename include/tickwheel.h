@@ -154,8 +154,9 @@ TW__PUBLIC int tw_wheel_next_deadline(const tw_wheel *wheel,
  * TW_EBUSY when called from one of this wheel's callbacks. */
 TW__PUBLIC int tw_wheel_advance(tw_wheel *wheel, uint64_t now_ns) TW__NOEXCEPT;
 /* As tw_wheel_advance, but returns after at most max_callbacks callbacks
- * (0: no limit); the timers still due stay due, in order, and fire first
- * at the next advance.  tw_wheel_next_deadline then answers a time <= now. */
+ * (0: no limit), or once it has moved 4 * max_callbacks timers between
+ * levels; the timers still due stay due, in order, and fire first at the
+ * next advance.  tw_wheel_next_deadline then answers a time <= now. */
 TW__PUBLIC int tw_wheel_advance_max(tw_wheel *wheel, uint64_t now_ns,
                                     uint32_t max_callbacks) TW__NOEXCEPT;
 /* The wheel's time: the larger of the creation time and the last advance. */
@@ -188,7 +189,7 @@ typedef struct tw_loop_config {
     uint64_t tick_ns;         /* the wheel's tick; default 1 ms */
     uint32_t max_timers;      /* as tw_wheel_config; 0: no limit */
     uint32_t inbox_capacity;  /* commands, rounded up to a power of 2; default 4096 */
-    uint32_t budget_callbacks; /* callbacks per loop turn, 0: no limit; default 10000 */
+    uint32_t budget_callbacks; /* callbacks per loop turn, 0: no limit; default 5000 */
     tw_clock_fn *clock;       /* NULL: CLOCK_MONOTONIC */
     void *clock_userdata;
     tw_log_fn *log;           /* NULL: silent */

@@ -345,7 +345,10 @@ static void test_budget_resumes_at_once(void **state)
     assert_true(R.last_ns - R.first_ns < SEC);
     tw_loop_stats s = stats_of(R.loop);
     assert_int_equal(s.fired, R.expected);
-    assert_int_equal(s.budget_stops, 9);
+    /* Nine stops for the callbacks; when the deadline lies across a 64-tick
+     * boundary the storm waits one level up, and moving it down, 4000
+     * timers a turn under this budget, can cost up to three more. */
+    assert_true(s.budget_stops >= 9 && s.budget_stops <= 12);
     assert_true(s.turns >= 10);
     tw_loop_free(R.loop);
 }

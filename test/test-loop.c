@@ -176,7 +176,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.tick_ns, TW_TICK_DEFAULT_NS);
     assert_int_equal(c.max_timers, 0);
     assert_int_equal(c.inbox_capacity, 4096);
-    assert_int_equal(c.budget_callbacks, 10000);
+    assert_int_equal(c.budget_callbacks, 5000);
     assert_null(c.clock);
     assert_null(c.clock_userdata);
     assert_null(c.log);

@@ -135,7 +135,7 @@ uint64_t Loop::turn()
         fired = wheel_.advance(now_, budget_);
         fired_ += fired;
         uint64_t next;
-        if (budget_ && fired == budget_ && wheel_.next_deadline(&next) == 0 && next <= now_)
+        if (budget_ && wheel_.next_deadline(&next) == 0 && next <= now_)
             budget_stops_++;
     }
     in_turn_ = false;

@@ -57,6 +57,7 @@ uint32_t Pool::grow_and_alloc()
 {
     if (fresh_ >= limit_ || !grow_to(fresh_ + 1))
         return 0;
+    entries_[fresh_].gen = 0;
     return fresh_++;
 }
 

@@ -99,6 +99,7 @@ public:
             reused_++;
         } else if (fresh_ < usable_) {
             i = fresh_++;
+            entries_[i].gen = 0;    /* grown memory is not zeroed */
         } else if (!(i = grow_and_alloc())) {
             return 0;
         }

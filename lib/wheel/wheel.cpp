@@ -312,6 +312,11 @@ int Wheel::deadline(tw_timer timer, uint64_t *ret) const
 
 int Wheel::next_deadline(uint64_t *ret) const
 {
+    /* A cascade cut short holds timers due from its start on: run now. */
+    if (cascading_ != kNil) {
+        *ret = cur_ * tick_.divisor();
+        return 0;
+    }
     /* Inside a dispatch round, the rest of the round comes first, sorted. */
     for (uint32_t k = round_at_; k < round_n_; k++) {
         if (round_[k].idx != kNil) {
@@ -381,35 +386,38 @@ bool Wheel::rescan_min(uint32_t list) const
     return true;
 }
 
-/* Moves every entry of a higher-level slot to its place below, in order.
- * Each source block is freed once read, so the cascade needs at most one
- * new partial block per destination list beyond what it frees. */
-void Wheel::cascade(unsigned level, unsigned slot)
+/* Moves the entries of a higher-level slot to their places below, in
+ * order, block by block, until *work reaches limit.  Each source block is
+ * freed once read, so a cascade needs at most one new partial block per
+ * destination list beyond what it frees.  A cascade cut short stays
+ * pending: the slot keeps its remaining blocks (a cancel still finds
+ * them) and the next advance resumes it before anything fires.  Returns
+ * true when the slot is done. */
+bool Wheel::cascade(uint64_t *work, uint64_t limit)
 {
-    uint32_t list = level * kSlots + slot;
-    uint64_t bit = uint64_t(1) << slot;
-    occupied_[level] &= ~bit;
-    min_known_[level] &= ~bit;
-    uint32_t b = lists_[list].head;
-    lists_[list] = List();
-    while (b != kNil) {
+    uint32_t list = cascading_;
+    uint32_t b;
+    while ((b = lists_[list].head) != kNil) {
+        if (*work >= limit)
+            return false;
         Block &blk = blocks_[b];
-        uint32_t next = blk.next;
         for (unsigned k = 0; k < blk.fill; k++)
             if (blk.idx[k] != kNil)
                 __builtin_prefetch(&pool_.at(blk.idx[k]));
-        if (next != kNil)
-            __builtin_prefetch(&blocks_[next]);
+        if (blk.next != kNil)
+            __builtin_prefetch(&blocks_[blk.next]);
         for (unsigned k = 0; k < blk.fill; k++) {
             uint32_t i = blk.idx[k];
             if (i == kNil)
                 continue;
             append(list_for(pool_.at(i).deadline), i);
             cascaded_++;
+            ++*work;
         }
-        blocks_.give(b);
-        b = next;
+        drop_block(list, b);
     }
+    cascading_ = kNil;
+    return true;
 }
 
 /* A level-0 slot holds one tick, now cur: its blocks join the due list. */
@@ -563,9 +571,13 @@ uint64_t Wheel::advance(uint64_t now_ns, uint64_t max_callbacks)
     now_ns_ = now_ns;
     uint64_t target = tick_.divide(now_ns);
     uint64_t budget = max_callbacks ? max_callbacks : UINT64_MAX;
+    /* Moving an entry costs a fraction of running a callback. */
+    uint64_t work = 0, work_limit = max_callbacks ? max_callbacks * kCascadePerCallback : UINT64_MAX;
     uint64_t fired = 0;
     advancing_ = true;
     for (;;) {
+        if (cascading_ != kNil && !cascade(&work, work_limit))
+            break;
         fired += run_due(now_ns, budget - fired);
         if (free_requested_ || fired == budget)
             break;
@@ -579,14 +591,18 @@ uint64_t Wheel::advance(uint64_t now_ns, uint64_t max_callbacks)
         if (start > target)
             break;
         cur_ = start;
-        if (level > 0)
-            cascade(level, slot);
-        else
+        if (level > 0) {
+            uint64_t bit = uint64_t(1) << slot;
+            occupied_[level] &= ~bit;
+            min_known_[level] &= ~bit;
+            cascading_ = level * kSlots + slot;
+        } else {
             slot_to_due(slot);
+        }
     }
     /* Stopped by the budget, cur_ stays at the last slot visited, so the
      * next advance resumes the walk where this one left it. */
-    if (!free_requested_ && fired < budget && target > cur_)
+    if (!free_requested_ && fired < budget && cascading_ == kNil && target > cur_)
         cur_ = target;
     advancing_ = false;
     return fired;
@@ -651,7 +667,7 @@ int Wheel::verify() const
                     return TW_EUCLEAN;
                 const Entry &e = pool_.at(i);
                 if (e.state != kStateArmed || e.pos != (b << 6 | k) || e.cb >= ncbs_ ||
-                    list_for(e.deadline) != list)
+                    (list != cascading_ && list_for(e.deadline) != list))
                     return TW_EUCLEAN;
                 if (e.deadline < min)
                     min = e.deadline;
@@ -666,7 +682,7 @@ int Wheel::verify() const
         }
         if (l.tail != prev)
             return TW_EUCLEAN;
-        if (list < kDue) {
+        if (list < kDue && list != cascading_) {
             unsigned level = list / kSlots;
             uint64_t bit = uint64_t(1) << (list % kSlots);
             if (bool(occupied_[level] & bit) != (n > 0))

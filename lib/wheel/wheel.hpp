@@ -81,6 +81,9 @@ public:
     /* next_deadline rescans a slot whose minimum left if it has this many
      * blocks at most (240 timers); beyond, it answers the slot's start. */
     static constexpr unsigned kRescanBlocks = 4;
+    /* A budgeted advance moves up to this many entries per callback of its
+     * budget in cascades. */
+    static constexpr uint64_t kCascadePerCallback = 4;
 
     Wheel() = default;
     Wheel(const Wheel &) = delete;
@@ -150,7 +153,7 @@ private:
     uint64_t first_deadline(uint32_t list) const;
     uint64_t list_min(uint32_t list) const;
     bool rescan_min(uint32_t list) const;
-    void cascade(unsigned level, unsigned slot);
+    bool cascade(uint64_t *work, uint64_t limit);
     void slot_to_due(unsigned slot);
     uint32_t gather_due(uint64_t now_ns, uint64_t limit);
     uint64_t run_due(uint64_t now_ns, uint64_t budget);
@@ -166,6 +169,7 @@ private:
     mutable uint64_t slot_min_[kDue] = {};
     uint64_t in_order_[kLevels] = {};       /* slot's deadlines never decrease */
     uint64_t slot_last_[kDue] = {};         /* largest deadline appended */
+    uint32_t cascading_ = kNil;             /* a slot whose cascade is cut short */
     bool due_in_order_ = true;
     uint64_t due_last_ = 0;
     mutable uint64_t due_min_ = 0;
