@@ -441,6 +441,31 @@ static void test_advance_budget(void **state)
     tw_wheel_free(w);
 }
 
+static void test_arming_order_across_a_pending_cascade(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    /* One level-1 slot, [64, 128) ms: a hundred timers at 70 ms fill its
+     * first two blocks, then A at 100 ms. */
+    for (uintptr_t i = 0; i < 100; i++)
+        arm(w, 70 * MS, i);
+    arm(w, 100 * MS, 1000);
+    /* A budget of one callback allows four moves: the cascade stops after
+     * its first block and stays pending, A still in the slot. */
+    assert_int_equal(tw_wheel_advance_max(w, 64 * MS, 1), 0);
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+    assert_true(next <= 64 * MS);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    /* B, armed now at A's deadline, must still fire after A. */
+    arm(w, 100 * MS, 2000);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    assert_int_equal(tw_wheel_advance(w, SEC), 102);
+    assert_int_equal(LOG.ids[100], 1000);
+    assert_int_equal(LOG.ids[101], 2000);
+    tw_wheel_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_next_deadline_tracks_cancel),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_advance_budget),
+        cmocka_unit_test(test_arming_order_across_a_pending_cascade),
     };
     return cmocka_run_group_tests_name("wheel", tests, NULL, NULL);
 }

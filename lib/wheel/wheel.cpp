@@ -63,6 +63,21 @@ uint32_t Wheel::list_for(uint64_t deadline) const
     return level * kSlots + (unsigned(t >> (level * kLevelBits)) & (kSlots - 1));
 }
 
+/* Where a timer armed now goes.  While a cascade is pending, a timer whose
+ * tick falls in the cascading slot joins that slot's tail: placed below at
+ * once, it would overtake the slot's older timers of the same deadline. */
+uint32_t Wheel::arm_list(uint64_t deadline) const
+{
+    uint32_t list = list_for(deadline);
+    if (cascading_ != kNil && deadline != TW_NEVER) {
+        uint64_t t = tick_.divide(deadline);
+        unsigned shift = (cascading_ / kSlots) * kLevelBits;
+        if (t >= cur_ && (t - cur_) >> shift == 0)
+            return cascading_;
+    }
+    return list;
+}
+
 uint64_t Wheel::slot_start_tick(unsigned level, unsigned slot) const
 {
     unsigned above = (level + 1) * kLevelBits;
@@ -236,7 +251,7 @@ uint32_t Wheel::arm(uint64_t deadline, uint16_t cb, void *userdata)
     e.deadline = deadline;
     e.userdata = userdata;
     e.cb = cb;
-    append(list_for(deadline), i);
+    append(arm_list(deadline), i);
     scheduled_++;
     return i;
 }
@@ -296,7 +311,7 @@ int Wheel::reschedule(tw_timer timer, uint64_t deadline)
     if (e.state != kStateRunning)
         remove(i);
     e.deadline = deadline;
-    append(list_for(deadline), i);
+    append(arm_list(deadline), i);
     rescheduled_++;
     return 0;
 }
@@ -416,6 +431,10 @@ bool Wheel::cascade(uint64_t *work, uint64_t limit)
         }
         drop_block(list, b);
     }
+    /* Timers armed into the slot while it was pending set its bits again. */
+    uint64_t bit = uint64_t(1) << (list % kSlots);
+    occupied_[list / kSlots] &= ~bit;
+    min_known_[list / kSlots] &= ~bit;
     cascading_ = kNil;
     return true;
 }

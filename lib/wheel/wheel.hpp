@@ -139,6 +139,7 @@ private:
     static tw_timer handle(uint32_t i, const Entry &e) { return (uint64_t(e.gen + 1u) << 32) | i; }
 
     uint32_t list_for(uint64_t deadline) const;
+    uint32_t arm_list(uint64_t deadline) const;
     uint64_t slot_start_tick(unsigned level, unsigned slot) const;
     void append(uint32_t list, uint32_t i);
     void remove(uint32_t i);
