@@ -301,6 +301,16 @@ std::size_t rank(double fraction, std::size_t n)
 }
 
 /* Checks that every timer fired once and fills the lateness figures. */
+/* The loop's statistics, or a fatal error in the child. */
+bool loop_stats(Child &child, const tw_loop *loop, tw_loop_stats *stats)
+{
+    *stats = tw_loop_stats{};
+    stats->struct_size = sizeof *stats;
+    if (const int err = tw_loop_stats_get(loop, stats); err < 0)
+        return child.fatal("tw_loop_stats_get: %s", error_name(err));
+    return true;
+}
+
 bool lateness_figures(Child &child, const LatenessRun &run, const std::vector<Shot> &shots,
                       const std::vector<std::uint64_t> &offsets, std::uint64_t start)
 {
@@ -360,10 +370,9 @@ bool run_lateness_tw_loop(const LoopOptions &options, Child &child)
     if (err < 0)
         return child.fatal("tw_loop_run: %s", error_name(err));
 
-    tw_loop_stats stats{};
-    stats.struct_size = sizeof stats;
-    if (const int e = tw_loop_stats_get(loop, &stats); e < 0)
-        return child.fatal("tw_loop_stats_get: %s", error_name(e));
+    tw_loop_stats stats;
+    if (!loop_stats(child, loop, &stats))
+        return false;
     /* A suspend moves the loop's clock ahead of CLOCK_MONOTONIC. */
     if (stats.suspend_ns)
         return child.fatal("the system was suspended during the run");
@@ -524,10 +533,9 @@ bool run_expiry(const LoopOptions &, Child &child)
             ++not_due;
     }
 
-    tw_loop_stats stats{};
-    stats.struct_size = sizeof stats;
-    if (const int err = tw_loop_stats_get(loop, &stats); err < 0)
-        return child.fatal("tw_loop_stats_get: %s", error_name(err));
+    tw_loop_stats stats;
+    if (!loop_stats(child, loop, &stats))
+        return false;
     child.check(run.fired == kExpiryTimers && returned == kExpiryTimers &&
                     stats.fired == kExpiryTimers,
                 "%zu callbacks, %" PRIu64 " by the turns' counts, %" PRIu64
@@ -648,10 +656,9 @@ bool run_inbox(Child &child, std::size_t producers)
     if (err < 0)
         return child.fatal("tw_loop_run: %s", error_name(err));
 
-    tw_loop_stats stats{};
-    stats.struct_size = sizeof stats;
-    if (const int e = tw_loop_stats_get(loop, &stats); e < 0)
-        return child.fatal("tw_loop_stats_get: %s", error_name(e));
+    tw_loop_stats stats;
+    if (!loop_stats(child, loop, &stats))
+        return false;
     tw_loop_free(loop);
 
     std::size_t posted = 0;
@@ -730,10 +737,9 @@ bool run_idle(const LoopOptions &, Child &child)
     child.check(stopped, "tw_loop_run returned before tw_loop_stop, after %" PRIu64 " ns",
                 elapsed);
 
-    tw_loop_stats stats{};
-    stats.struct_size = sizeof stats;
-    if (const int e = tw_loop_stats_get(loop, &stats); e < 0)
-        return child.fatal("tw_loop_stats_get: %s", error_name(e));
+    tw_loop_stats stats;
+    if (!loop_stats(child, loop, &stats))
+        return false;
     tw_loop_free(loop);
     child.sample.set(kWakeups, static_cast<double>(stats.wakeups));
     child.sample.set(kTurns, static_cast<double>(stats.turns));
@@ -871,15 +877,6 @@ std::optional<Summary> summary(const Results &results, Job job, Metric metric)
     return summarize(result.values[metric]);
 }
 
-std::string count_label(std::size_t n)
-{
-    if (n % 1'000'000 == 0)
-        return std::to_string(n / 1'000'000) + "M";
-    if (n % 1'000 == 0)
-        return std::to_string(n / 1'000) + "k";
-    return std::to_string(n);
-}
-
 void print_targets(const Results &results)
 {
     std::vector<Row> rows{{"target (PERFORMANCE.md)", "tw_loop", "verdict"}};
@@ -934,7 +931,7 @@ void print_report(const LoopOptions &options, const Results &results)
 
     std::printf("\nLateness on a real loop: %s timers, deadlines uniform over %u s, "
                 "microseconds late\n",
-                count_label(options.timers).c_str(), options.seconds);
+                n_label(options.timers).c_str(), options.seconds);
     std::vector<Row> rows{{"subject", "early", "p50 us", "p99 us", "max us",
                            "max us after 100 ms", "wake-ups/s", "CPU %"}};
     for (const Job job : {kLatenessTwLoop, kLatenessPrecise, kLatenessDefault})
@@ -948,7 +945,7 @@ void print_report(const LoopOptions &options, const Results &results)
 
     std::printf("\nMass expiry: %s timers at one deadline, default budget, turns by hand "
                 "on an injected clock\n",
-                count_label(kExpiryTimers).c_str());
+                n_label(kExpiryTimers).c_str());
     print_table({{"subject", "longest turn us", "first turn us", "turns", "M timers/s"},
                  {kJobs[kExpiry].subject, cell(results, kExpiry, kLongestTurn),
                   cell(results, kExpiry, kFirstTurn), cell(results, kExpiry, kTurns),
@@ -956,7 +953,7 @@ void print_report(const LoopOptions &options, const Results &results)
                  {"target", "<= 1000", "", "", ""}});
 
     std::printf("\nInbox: %s functions posted in all to a loop in tw_loop_run\n",
-                count_label(kInboxCommands).c_str());
+                n_label(kInboxCommands).c_str());
     print_table({{"producers", "M commands/s", "refusals", "inbox high water"},
                  {"1", cell(results, kInbox1, kCommandsPerSecond),
                   cell(results, kInbox1, kRefusals), cell(results, kInbox1, kInboxHighWater)},

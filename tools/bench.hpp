@@ -71,6 +71,8 @@ using Row = std::vector<std::string>;
 void print_table(const std::vector<Row> &rows);
 
 bool write_all(int fd, const void *data, std::size_t size);
+/* 1000 as "1k", 1000000 as "1M". */
+std::string n_label(std::size_t n);
 /* Runs child(fd) in a child process of its own, which exits with status 0
  * if child returns true.  True when it did, after writing exactly size
  * bytes to fd, which land in data.  label names the run in messages. */

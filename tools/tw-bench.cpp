@@ -105,11 +105,15 @@ void print_table(const std::vector<Row> &rows)
         print_row(rows[r]);
 }
 
-bool write_all(int fd, const void *data, std::size_t size)
+namespace {
+
+/* Moves exactly size bytes with io (read or write), across short counts
+ * and interruptions. */
+template <typename Io, typename Byte>
+bool transfer_all(Io io, int fd, Byte *p, std::size_t size)
 {
-    const char *p = static_cast<const char *>(data);
     while (size > 0) {
-        const ssize_t n = write(fd, p, size);
+        const ssize_t n = io(fd, p, size);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -119,25 +123,27 @@ bool write_all(int fd, const void *data, std::size_t size)
     }
     return true;
 }
-
-namespace {
 
 bool read_all(int fd, void *data, std::size_t size)
 {
-    char *p = static_cast<char *>(data);
-    while (size > 0) {
-        const ssize_t n = read(fd, p, size);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
+    return transfer_all(read, fd, static_cast<char *>(data), size);
 }
 
 } // namespace
+
+bool write_all(int fd, const void *data, std::size_t size)
+{
+    return transfer_all(write, fd, static_cast<const char *>(data), size);
+}
+
+std::string n_label(std::size_t n)
+{
+    if (n % 1'000'000 == 0)
+        return std::to_string(n / 1'000'000) + "M";
+    if (n % 1'000 == 0)
+        return std::to_string(n / 1'000) + "k";
+    return std::to_string(n);
+}
 
 bool run_isolated(const std::string &label, const std::function<bool(int fd)> &child,
                   void *data, std::size_t size)
@@ -639,15 +645,6 @@ std::string ratio(double value)
     return format(value < 0.1 ? "%.3f" : value < 10 ? "%.2f" : "%.1f", value);
 }
 
-std::string n_label(std::size_t n)
-{
-    if (n % 1'000'000 == 0)
-        return std::to_string(n / 1'000'000) + "M";
-    if (n % 1'000 == 0)
-        return std::to_string(n / 1'000) + "k";
-    return std::to_string(n);
-}
-
 std::string cell_text(const Results &results, std::size_t impl, Workload workload, std::size_t n)
 {
     const Cell *cell = results.find(impl, workload, n);
@@ -690,7 +687,7 @@ void print_report(const Options &options, const Results &results)
                 row.push_back(cell_text(results, impl, Workload::memory, n));
             rows.push_back(row);
         }
-        std::printf("\nN = %s\n", n_label(n).c_str());
+        std::printf("\nN = %s\n", bench::n_label(n).c_str());
         print_table(rows);
     }
 
@@ -701,9 +698,9 @@ void print_report(const Options &options, const Results &results)
         Row header{"peer"};
         for (const std::size_t n : options.ns)
             for (const Workload workload : timed)
-                header.push_back(std::string(info(workload).key) + " " + n_label(n));
+                header.push_back(std::string(info(workload).key) + " " + bench::n_label(n));
         if (memory)
-            header.push_back("B/timer " + n_label(memory_n));
+            header.push_back("B/timer " + bench::n_label(memory_n));
         rows.push_back(header);
         const auto ratio_text = [&](std::size_t impl, Workload workload, std::size_t n) {
             const std::optional<double> ours = results.median(kTickwheel, workload, n);
