@@ -275,6 +275,137 @@ TW__PUBLIC int tw_loop_post_reschedule(tw_loop *loop, tw_timer timer,
 
 TW__PUBLIC int tw_loop_stats_get(const tw_loop *loop, tw_loop_stats *ret) TW__NOEXCEPT;
 
+/*
+ * Connections: the typed timers of one connection (the connection layer),
+ * the layers beside it, and ONE wheel timer per connection, filed at the
+ * earliest deadline of them all.  Re-arming a kind later touches no wheel
+ * state (the timer fires early, finds nothing due, and is re-filed at the
+ * true earliest deadline); re-arming earlier is one O(1) reschedule.  All
+ * of it runs on the loop's thread.
+ */
+typedef struct tw_conn tw_conn;
+
+/* The kinds of the connection layer. */
+enum {
+    TW_CONN_IDLE,             /* idle timeout (RFC 9000 10.1) */
+    TW_CONN_CONNECT,          /* handshake must complete */
+    TW_CONN_PATH_VALIDATION,  /* a path challenge awaits its response */
+    TW_CONN_RETRANSMIT,       /* loss detection, when kept by the caller */
+    TW_CONN_ACK_DELAY,        /* an acknowledgement is owed */
+    TW_CONN_KEEPALIVE,
+    TW_CONN_PACING,           /* the pacer allows the next packet */
+    TW_CONN_CLOSE,            /* closing or draining ends */
+    TW_CONN_KINDS
+};
+#define TW_CONN_BIT(kind) (1u << (kind))
+/* Layer 0 is the connection layer; the others are added in order. */
+#define TW_CONN_MAX_LAYERS 4
+
+typedef struct tw_conn_event {
+    tw_conn *conn;
+    uint32_t conn_id;
+    uint32_t reserved;
+    /* Per layer: what fired.  events[0] holds TW_CONN_BIT()s of the kinds
+     * whose deadlines passed (they are disarmed); the others hold the bits
+     * the layer's check returned. */
+    uint32_t events[TW_CONN_MAX_LAYERS];
+    uint64_t now_ns;          /* the loop time they fired at */
+    void *userdata;           /* the connection's */
+} tw_conn_event;
+
+/* Called on the loop's thread, once per connection and turn with
+ * something fired.  It may arm, disarm and free any connection. */
+typedef void tw_conn_cb(const tw_conn_event *event, void *userdata);
+
+/* A layer: an object with its own deadlines, kept by the caller. */
+typedef struct tw_layer_ops {
+    size_t struct_size;       /* sizeof(tw_layer_ops) */
+    const char *name;
+    /* The layer's earliest deadline, TW_NEVER when it has none. */
+    uint64_t (*next_deadline)(const void *layer);
+    /* Runs what is due at now_ns; returns event bits, 0 when nothing. */
+    uint32_t (*check)(void *layer, uint64_t now_ns);
+    /* Moves up to cap frame handles to retransmit into frames; returns how
+     * many.  NULL: the layer has none. */
+    size_t (*take_frames)(void *layer, uint64_t *frames, size_t cap);
+    /* TW_LAYER_PURE: check touches nothing but the layer and calls nothing
+     * back, so a large batch may run it on the loop's worker thread. */
+    uint32_t flags;
+} tw_layer_ops;
+#define TW_LAYER_PURE 1u
+
+typedef struct tw_conn_result {
+    uint32_t events[TW_CONN_MAX_LAYERS];
+    uint64_t *frames;         /* in: the caller's buffer, or NULL */
+    size_t frames_cap;        /* in: its room */
+    size_t frames_n;          /* out: frames written */
+    int frames_more;          /* out: 1 when frames stayed queued */
+} tw_conn_result;
+
+typedef struct tw_conn_stats {
+    size_t struct_size;       /* the caller sets sizeof(tw_conn_stats) */
+    uint64_t live;            /* connections now */
+    uint64_t created;
+    uint64_t arms;            /* tw_conn_arm and touches */
+    uint64_t lazy_arms;       /* arms that needed no wheel operation */
+    uint64_t wheel_ops;       /* schedules, reschedules and cancels done */
+    uint64_t wakeups;         /* the connection's wheel timer fired */
+    uint64_t early_wakeups;   /* ... and nothing was due: the lazy re-arm's cost */
+    uint64_t events;          /* connection-turns with something fired */
+    uint64_t dropped;         /* queued events dropped by tw_conn_free */
+    uint64_t batches_direct;  /* fired batches computed on the loop's thread */
+    uint64_t batches_handoff; /* ... with the worker's help */
+    uint64_t bytes;           /* memory held for connections */
+} tw_conn_stats;
+
+/* A connection on loop with the caller's id.  cb NULL queues its events
+ * for tw_conn_poll instead. */
+TW__PUBLIC int tw_conn_new(tw_loop *loop, uint32_t conn_id, tw_conn_cb *cb,
+                           void *userdata, tw_conn **ret) TW__NOEXCEPT;
+/* Cancels every timer and drops queued events: no callback reaches the
+ * connection after this, also when freed from inside its own callback.
+ * Its layers are the caller's and stay untouched.  NULL is a no-op. */
+TW__PUBLIC void tw_conn_free(tw_conn *conn) TW__NOEXCEPT;
+TW__PUBLIC uint32_t tw_conn_id(const tw_conn *conn) TW__NOEXCEPT;
+/* Arms kind at deadline_ns (absolute), or at tw_loop_now + delay_ns. */
+TW__PUBLIC int tw_conn_arm(tw_conn *conn, unsigned kind, uint64_t deadline_ns) TW__NOEXCEPT;
+TW__PUBLIC int tw_conn_arm_in(tw_conn *conn, unsigned kind, uint64_t delay_ns) TW__NOEXCEPT;
+/* TW_ENOENT when kind was not armed. */
+TW__PUBLIC int tw_conn_disarm(tw_conn *conn, unsigned kind) TW__NOEXCEPT;
+/* Disarms every kind; the layers keep theirs. */
+TW__PUBLIC int tw_conn_disarm_all(tw_conn *conn) TW__NOEXCEPT;
+/* The deadline kind is armed at; TW_ENOENT when it is not. */
+TW__PUBLIC int tw_conn_deadline(const tw_conn *conn, unsigned kind, uint64_t *ret) TW__NOEXCEPT;
+/* Bit k set when kind k is armed. */
+TW__PUBLIC uint32_t tw_conn_armed(const tw_conn *conn) TW__NOEXCEPT;
+/* The idle timeout TW_CONN_IDLE is re-armed with by tw_conn_touch; 0 stops
+ * touches from arming anything. */
+TW__PUBLIC int tw_conn_set_idle_timeout(tw_conn *conn, uint64_t timeout_ns) TW__NOEXCEPT;
+/* Activity: re-arms TW_CONN_IDLE at tw_loop_now + the idle timeout. */
+TW__PUBLIC int tw_conn_touch(tw_conn *conn) TW__NOEXCEPT;
+
+/* Adds a layer; *ret gets its number (1 ..).  ops must outlive the
+ * connection.  TW_ENOSPC past TW_CONN_MAX_LAYERS - 1. */
+TW__PUBLIC int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *layer,
+                                 unsigned *ret) TW__NOEXCEPT;
+/* Tells the connection that layer's deadline may have changed. */
+TW__PUBLIC int tw_conn_layer_dirty(tw_conn *conn, unsigned layer) TW__NOEXCEPT;
+/* The unified next wake-up: the earliest deadline over every armed kind
+ * and every layer; TW_ENOENT when none. */
+TW__PUBLIC int tw_conn_next_deadline(const tw_conn *conn, uint64_t *ret) TW__NOEXCEPT;
+/* Fires, by hand, whatever of the connection is due at now_ns: the kinds
+ * and the layers' checks; the frames the layers hand back go to ret's
+ * buffer.  Returns 1 when something fired, else 0.  Nothing goes to the
+ * callback or the queue. */
+TW__PUBLIC int tw_conn_check_all(tw_conn *conn, uint64_t now_ns, tw_conn_result *ret) TW__NOEXCEPT;
+/* Moves up to cap frames to retransmit from the layers into frames. */
+TW__PUBLIC size_t tw_conn_take_frames(tw_conn *conn, uint64_t *frames, size_t cap) TW__NOEXCEPT;
+
+/* Queue mode: moves up to cap queued events into events, oldest first;
+ * returns how many. */
+TW__PUBLIC int tw_conn_poll(tw_loop *loop, tw_conn_event *events, size_t cap) TW__NOEXCEPT;
+TW__PUBLIC int tw_conn_stats_get(const tw_loop *loop, tw_conn_stats *ret) TW__NOEXCEPT;
+
 #if defined(__cplusplus)
 }
 #endif

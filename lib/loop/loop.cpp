@@ -27,6 +27,7 @@ constexpr uint64_t kSuspendMinNs = 1000000;
 
 Loop::~Loop()
 {
+    delete ext_;
     cancel_inbox();
     if (timer_ev_)
         event_free(timer_ev_);
@@ -134,6 +135,8 @@ uint64_t Loop::turn()
     if (!free_requested_) {
         fired = wheel_.advance(now_, budget_);
         fired_ += fired;
+        if (ext_ && !free_requested_)
+            ext_->after_advance(now_);
         uint64_t next;
         if (budget_ && wheel_.next_deadline(&next) == 0 && next <= now_)
             budget_stops_++;

@@ -38,6 +38,14 @@ struct Command {
     void *userdata;
 };
 
+/* What rides on a loop (the connections): told after each advance of a
+ * turn, and freed with the loop. */
+class Extension {
+public:
+    virtual ~Extension() = default;
+    virtual void after_advance(uint64_t now) = 0;
+};
+
 class Loop {
 public:
     Loop() = default;
@@ -73,6 +81,15 @@ public:
         wheel_.request_free();
     }
     bool free_requested() const { return free_requested_; }
+    /* Runs fn over [0, n): pure work, split with the worker thread when n
+     * is over the batch threshold.  True when the worker took a share. */
+    bool parallel(size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx)
+    {
+        fn(ctx, 0, n);
+        return false;
+    }
+    Extension *extension() const { return ext_; }
+    void set_extension(Extension *ext) { ext_ = ext; }
     /* Reports every queued function as cancelled. */
     void cancel_inbox();
 
@@ -93,6 +110,7 @@ private:
 
     tw_loop *self_ = nullptr;
     Wheel wheel_;
+    Extension *ext_ = nullptr;
     Inbox<Command> inbox_;
     struct event_base *base_ = nullptr;
     bool own_base_ = false;

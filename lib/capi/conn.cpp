@@ -1,0 +1,236 @@
+/*
+ * The C boundary of connections: argument checks, then the core.  A freed
+ * connection's memory stays with its loop, so a call through a stale
+ * pointer is refused (TW_EINVAL) until the slot is reused.
+ */
+#include <cstring>
+#include <new>
+
+#include "conn/conn.hpp"
+#include "loop/loop.hpp"
+#include "tickwheel.h"
+
+using tw::Conn;
+using tw::ConnSet;
+
+namespace {
+
+ConnSet *set_of(const tw_loop *loop)
+{
+    return static_cast<ConnSet *>(loop->core.extension());
+}
+
+Conn *live(tw_conn *conn)
+{
+    Conn *c = Conn::of(conn);
+    return c && c->live ? c : nullptr;
+}
+
+const Conn *live(const tw_conn *conn)
+{
+    const Conn *c = Conn::of(conn);
+    return c && c->live ? c : nullptr;
+}
+
+} // namespace
+
+extern "C" {
+
+int tw_conn_new(tw_loop *loop, uint32_t conn_id, tw_conn_cb *cb, void *userdata,
+                tw_conn **ret) noexcept
+{
+    if (!ret)
+        return TW_EINVAL;
+    *ret = nullptr;
+    if (!loop || loop->core.free_requested())
+        return TW_EINVAL;
+    ConnSet *set = set_of(loop);
+    if (!set) {
+        set = new (std::nothrow) ConnSet(&loop->core, loop);
+        if (!set)
+            return TW_ENOMEM;
+        loop->core.set_extension(set);
+    }
+    Conn *c;
+    int r = set->create(conn_id, cb, userdata, &c);
+    if (r == 0)
+        *ret = c->handle();
+    return r;
+}
+
+void tw_conn_free(tw_conn *conn) noexcept
+{
+    if (Conn *c = live(conn))
+        c->set->destroy(c);
+}
+
+uint32_t tw_conn_id(const tw_conn *conn) noexcept
+{
+    const Conn *c = live(conn);
+    return c ? c->id : 0;
+}
+
+int tw_conn_arm(tw_conn *conn, unsigned kind, uint64_t deadline_ns) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || kind >= TW_CONN_KINDS)
+        return TW_EINVAL;
+    return c->arm(kind, deadline_ns);
+}
+
+int tw_conn_arm_in(tw_conn *conn, unsigned kind, uint64_t delay_ns) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || kind >= TW_CONN_KINDS)
+        return TW_EINVAL;
+    uint64_t now = c->set->loop()->now();
+    uint64_t at = delay_ns > TW_NEVER - now ? TW_NEVER : now + delay_ns;
+    return c->arm(kind, at);
+}
+
+int tw_conn_disarm(tw_conn *conn, unsigned kind) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || kind >= TW_CONN_KINDS)
+        return TW_EINVAL;
+    return c->disarm(kind);
+}
+
+int tw_conn_disarm_all(tw_conn *conn) noexcept
+{
+    Conn *c = live(conn);
+    return c ? c->disarm_all() : TW_EINVAL;
+}
+
+int tw_conn_deadline(const tw_conn *conn, unsigned kind, uint64_t *ret) noexcept
+{
+    const Conn *c = live(conn);
+    if (!c || kind >= TW_CONN_KINDS || !ret)
+        return TW_EINVAL;
+    if (!(c->armed & (1u << kind)))
+        return TW_ENOENT;
+    *ret = c->deadline[kind];
+    return 0;
+}
+
+uint32_t tw_conn_armed(const tw_conn *conn) noexcept
+{
+    const Conn *c = live(conn);
+    return c ? c->armed : 0;
+}
+
+int tw_conn_set_idle_timeout(tw_conn *conn, uint64_t timeout_ns) noexcept
+{
+    Conn *c = live(conn);
+    if (!c)
+        return TW_EINVAL;
+    c->idle_timeout = timeout_ns;
+    return 0;
+}
+
+int tw_conn_touch(tw_conn *conn) noexcept
+{
+    Conn *c = live(conn);
+    if (!c)
+        return TW_EINVAL;
+    if (!c->idle_timeout)
+        return 0;
+    uint64_t now = c->set->loop()->now();
+    uint64_t at = c->idle_timeout > TW_NEVER - now ? TW_NEVER : now + c->idle_timeout;
+    return c->arm(TW_CONN_IDLE, at);
+}
+
+int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *layer, unsigned *ret) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || !ops || ops->struct_size != sizeof(tw_layer_ops) || !ops->next_deadline ||
+        !ops->check || !ret)
+        return TW_EINVAL;
+    if (c->nlayers >= TW_CONN_MAX_LAYERS - 1)
+        return TW_ENOSPC;
+    unsigned l = c->nlayers;
+    c->layers[l].ops = ops;
+    c->layers[l].obj = layer;
+    c->layers[l].deadline = TW_NEVER;
+    c->nlayers++;
+    int r = c->layer_dirty(l);
+    if (r < 0) {
+        c->nlayers--;
+        c->next_valid = false;
+        return r;
+    }
+    *ret = l + 1;
+    return 0;
+}
+
+int tw_conn_layer_dirty(tw_conn *conn, unsigned layer) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || layer == 0 || layer > c->nlayers)
+        return TW_EINVAL;
+    return c->layer_dirty(layer - 1);
+}
+
+int tw_conn_next_deadline(const tw_conn *conn, uint64_t *ret) noexcept
+{
+    const Conn *cc = live(conn);
+    if (!cc || !ret)
+        return TW_EINVAL;
+    /* The cache is state of the connection's, not of its value. */
+    uint64_t u = const_cast<Conn *>(cc)->unified();
+    if (u == TW_NEVER)
+        return TW_ENOENT;
+    *ret = u;
+    return 0;
+}
+
+int tw_conn_check_all(tw_conn *conn, uint64_t now_ns, tw_conn_result *ret) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || !ret || (!ret->frames && ret->frames_cap))
+        return TW_EINVAL;
+    std::memset(ret->events, 0, sizeof(ret->events));
+    bool any = c->collect(now_ns, ret->events, false);
+    any = c->collect(now_ns, ret->events, true) || any;
+    ret->frames_n = ret->frames ? c->take_frames(ret->frames, ret->frames_cap) : 0;
+    ret->frames_more = ret->frames_cap && ret->frames_n == ret->frames_cap;
+    if (!c->busy) {
+        int r = c->refile();
+        if (r < 0)
+            return r;
+    }
+    return any ? 1 : 0;
+}
+
+size_t tw_conn_take_frames(tw_conn *conn, uint64_t *frames, size_t cap) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || !frames)
+        return 0;
+    return c->take_frames(frames, cap);
+}
+
+int tw_conn_poll(tw_loop *loop, tw_conn_event *events, size_t cap) noexcept
+{
+    if (!loop || (!events && cap))
+        return TW_EINVAL;
+    ConnSet *set = set_of(loop);
+    return set ? set->poll(events, cap) : 0;
+}
+
+int tw_conn_stats_get(const tw_loop *loop, tw_conn_stats *ret) noexcept
+{
+    if (!loop || !ret || ret->struct_size == 0)
+        return TW_EINVAL;
+    ConnSet *set = set_of(loop);
+    if (!set) {
+        size_t n = ret->struct_size < sizeof(tw_conn_stats) ? ret->struct_size
+                                                            : sizeof(tw_conn_stats);
+        std::memset(reinterpret_cast<char *>(ret) + sizeof(size_t), 0, n - sizeof(size_t));
+        return 0;
+    }
+    set->stats(ret);
+    return 0;
+}
+
+} // extern "C"

@@ -1,0 +1,421 @@
+#include "conn/conn.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace tw {
+
+namespace {
+
+constexpr size_t kChunk = 256;          /* connections per chunk */
+
+inline uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+} // namespace
+
+/* ---- one connection ---------------------------------------------------- */
+
+uint64_t Conn::unified()
+{
+    if (next_valid)
+        return next;
+    /* Disarmed kinds hold TW_NEVER, so the minimum needs no mask. */
+    uint64_t m = deadline[0];
+    for (unsigned k = 1; k < TW_CONN_KINDS; k++)
+        m = min64(m, deadline[k]);
+    for (unsigned l = 0; l < nlayers; l++)
+        m = min64(m, layers[l].deadline);
+    next = m;
+    next_valid = true;
+    return m;
+}
+
+int Conn::file_at(uint64_t at)
+{
+    int r = timer ? set->loop()->reschedule(timer, at)
+                  : set->loop()->schedule(at, ConnSet::on_timer, this, &timer);
+    if (r < 0)
+        return r;
+    filed = at;
+    set->wheel_ops_++;
+    return 0;
+}
+
+int Conn::changed(uint64_t old, uint64_t now_at)
+{
+    if (next_valid) {
+        if (now_at <= next)
+            next = now_at;
+        else if (old == next)
+            next_valid = false;
+    }
+    if (now_at >= filed) {
+        set->lazy_++;
+        return 0;
+    }
+    return file_at(now_at);
+}
+
+int Conn::refile()
+{
+    uint64_t u = unified();
+    if (u == TW_NEVER) {
+        if (timer) {
+            set->loop()->cancel(timer);
+            set->wheel_ops_++;
+        }
+        timer = 0;
+        filed = TW_NEVER;
+        return 0;
+    }
+    if (timer && filed <= u)
+        return 0;
+    return file_at(u);
+}
+
+int Conn::arm(unsigned kind, uint64_t at)
+{
+    set->arms_++;
+    uint64_t old = deadline[kind];
+    uint8_t was = armed;
+    deadline[kind] = at;
+    armed = uint8_t(armed | (1u << kind));
+    int r = changed(old, at);
+    if (r < 0) {
+        deadline[kind] = old;
+        armed = was;
+        next_valid = false;
+    }
+    return r;
+}
+
+int Conn::disarm(unsigned kind)
+{
+    if (!(armed & (1u << kind)))
+        return TW_ENOENT;
+    uint64_t old = deadline[kind];
+    deadline[kind] = TW_NEVER;
+    armed = uint8_t(armed & ~(1u << kind));
+    if (next_valid && old == next)
+        next_valid = false;
+    /* Nothing left at all: drop the wheel timer rather than wake for it. */
+    if (timer && unified() == TW_NEVER)
+        return refile();
+    return 0;
+}
+
+int Conn::disarm_all()
+{
+    for (unsigned k = 0; k < TW_CONN_KINDS; k++)
+        deadline[k] = TW_NEVER;
+    armed = 0;
+    next_valid = false;
+    if (timer && unified() == TW_NEVER)
+        return refile();
+    return 0;
+}
+
+int Conn::layer_dirty(unsigned l)
+{
+    if (busy) {
+        /* In a batch: phase two refreshes it (a worker may be running). */
+        dirty = uint8_t(dirty | (1u << l));
+        return 0;
+    }
+    Layer &y = layers[l];
+    uint64_t old = y.deadline;
+    y.deadline = y.ops->next_deadline(y.obj);
+    return changed(old, y.deadline);
+}
+
+bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
+{
+    bool any = false;
+    if (!impure) {
+        uint32_t due = 0;
+        for (unsigned k = 0; k < TW_CONN_KINDS; k++)
+            due |= uint32_t(deadline[k] <= now) << k;
+        due &= armed;
+        if (due) {
+            for (unsigned k = 0; k < TW_CONN_KINDS; k++)
+                if (due & (1u << k))
+                    deadline[k] = TW_NEVER;
+            armed = uint8_t(armed & ~due);
+            next_valid = false;
+            ev[0] |= due;
+            any = true;
+        }
+    }
+    for (unsigned l = 0; l < nlayers; l++) {
+        Layer &y = layers[l];
+        bool pure = y.ops->flags & TW_LAYER_PURE;
+        if (pure == impure || y.deadline > now)
+            continue;
+        uint32_t got = y.ops->check(y.obj, now);
+        y.deadline = y.ops->next_deadline(y.obj);
+        next_valid = false;
+        ev[l + 1] |= got;
+        any = any || got;
+    }
+    return any;
+}
+
+size_t Conn::take_frames(uint64_t *frames, size_t cap)
+{
+    size_t n = 0;
+    for (unsigned l = 0; l < nlayers && n < cap; l++)
+        if (layers[l].ops->take_frames)
+            n += layers[l].ops->take_frames(layers[l].obj, frames + n, cap - n);
+    return n;
+}
+
+/* ---- the set of a loop ------------------------------------------------- */
+
+ConnSet::~ConnSet()
+{
+    for (size_t i = 0; i < nchunks_; i++)
+        std::free(chunks_[i]);
+    std::free(chunks_);
+    std::free(batch_);
+    std::free(queue_);
+}
+
+bool ConnSet::grow_chunks()
+{
+    if (nchunks_ == chunks_cap_) {
+        size_t cap = chunks_cap_ ? chunks_cap_ * 2 : 16;
+        auto *p = static_cast<Conn **>(std::realloc(chunks_, cap * sizeof(Conn *)));
+        if (!p)
+            return false;
+        chunks_ = p;
+        chunks_cap_ = cap;
+    }
+    auto *chunk = static_cast<Conn *>(std::calloc(kChunk, sizeof(Conn)));
+    if (!chunk)
+        return false;
+    chunks_[nchunks_++] = chunk;
+    for (size_t i = kChunk; i-- > 0;) {
+        chunk[i].next_free = free_;
+        free_ = &chunk[i];
+    }
+    return true;
+}
+
+int ConnSet::create(uint32_t id, tw_conn_cb *cb, void *userdata, Conn **ret)
+{
+    if (!free_ && !grow_chunks())
+        return TW_ENOMEM;
+    Conn *c = free_;
+    free_ = c->next_free;
+    uint32_t gen = c->gen;
+    std::memset(static_cast<void *>(c), 0, sizeof(*c));
+    c->gen = gen;
+    for (unsigned k = 0; k < TW_CONN_KINDS; k++)
+        c->deadline[k] = TW_NEVER;
+    c->next = TW_NEVER;
+    c->next_valid = true;
+    c->filed = TW_NEVER;
+    c->cb = cb;
+    c->userdata = userdata;
+    c->set = this;
+    c->id = id;
+    c->live = true;
+    live_++;
+    created_++;
+    *ret = c;
+    return 0;
+}
+
+void ConnSet::destroy(Conn *c)
+{
+    if (c->timer) {
+        loop_->cancel(c->timer);
+        wheel_ops_++;
+    }
+    if (c->queued)
+        dropped_++;
+    /* Batch and queue entries name the old generation: they are skipped. */
+    c->gen++;
+    c->live = false;
+    c->busy = false;
+    c->queued = false;
+    c->timer = 0;
+    c->next_free = free_;
+    free_ = c;
+    live_--;
+}
+
+void ConnSet::on_timer(tw_timer, uint64_t, void *userdata)
+{
+    Conn *c = static_cast<Conn *>(userdata);
+    ConnSet *s = c->set;
+    c->timer = 0;
+    c->filed = TW_NEVER;
+    if (s->batch_n_ == s->batch_cap_) {
+        size_t cap = s->batch_cap_ ? s->batch_cap_ * 2 : 256;
+        auto *p = static_cast<Fired *>(std::realloc(s->batch_, cap * sizeof(Fired)));
+        if (!p) {
+            /* No room to defer it: fire this one alone, now. */
+            Fired f = {c, c->gen, {0, 0, 0, 0}};
+            c->busy = true;
+            c->collect(s->loop_->now(), f.ev, false);
+            s->fire(f, s->loop_->now());
+            return;
+        }
+        s->batch_ = p;
+        s->batch_cap_ = cap;
+    }
+    c->busy = true;
+    Fired &f = s->batch_[s->batch_n_++];
+    f.conn = c;
+    f.gen = c->gen;
+    std::memset(f.ev, 0, sizeof(f.ev));
+}
+
+/* Phase one: pure work per connection, on either thread. */
+void ConnSet::compute(void *ctx, size_t begin, size_t end)
+{
+    ConnSet *s = static_cast<ConnSet *>(ctx);
+    for (size_t i = begin; i < end; i++) {
+        Fired &f = s->batch_[i];
+        if (f.conn->live && f.conn->gen == f.gen)
+            f.conn->collect(s->batch_now_, f.ev, false);
+    }
+}
+
+void ConnSet::after_advance(uint64_t now)
+{
+    size_t n = batch_n_;
+    if (!n)
+        return;
+    batch_now_ = now;
+    if (loop_->parallel(n, compute, this))
+        handoff_++;
+    else
+        direct_++;
+    after_advance_phase_two(now);
+}
+
+/* Phase two, on the loop's thread in firing order. */
+void ConnSet::after_advance_phase_two(uint64_t now)
+{
+    size_t n = batch_n_;
+    for (size_t i = 0; i < n && !loop_->free_requested(); i++)
+        fire(batch_[i], now);
+    batch_n_ = 0;
+}
+
+void ConnSet::fire(Fired &f, uint64_t now)
+{
+    Conn *c = f.conn;
+    if (!c->live || c->gen != f.gen)
+        return;
+    wakeups_++;
+    bool any = f.ev[0] || f.ev[1] || f.ev[2] || f.ev[3];
+    any = c->collect(now, f.ev, true) || any;
+    c->busy = false;
+    for (unsigned l = 0; l < c->nlayers; l++)
+        if (c->dirty & (1u << l)) {
+            c->layers[l].deadline = c->layers[l].ops->next_deadline(c->layers[l].obj);
+            c->next_valid = false;
+        }
+    c->dirty = 0;
+    /* A full wheel leaves the connection unfiled: its deadlines stay, and
+     * the next arm that succeeds files it again. */
+    (void)c->refile();
+    if (any)
+        deliver(c, f.ev, now);
+    else
+        early_++;
+}
+
+void ConnSet::deliver(Conn *c, const uint32_t *ev, uint64_t now)
+{
+    events_++;
+    if (c->cb) {
+        tw_conn_event e;
+        e.conn = c->handle();
+        e.conn_id = c->id;
+        e.reserved = 0;
+        std::memcpy(e.events, ev, sizeof(e.events));
+        e.now_ns = now;
+        e.userdata = c->userdata;
+        c->cb(&e, c->userdata);
+        return;
+    }
+    for (unsigned l = 0; l < TW_CONN_MAX_LAYERS; l++)
+        c->pending[l] |= ev[l];
+    if (!c->queued && push_queue(c))
+        c->queued = true;
+}
+
+bool ConnSet::push_queue(Conn *c)
+{
+    if (q_n_ == q_cap_) {
+        size_t cap = q_cap_ ? q_cap_ * 2 : 256;
+        auto *p = static_cast<ConnRef *>(std::malloc(cap * sizeof(ConnRef)));
+        if (!p) {
+            dropped_++;
+            return false;
+        }
+        for (size_t i = 0; i < q_n_; i++)
+            p[i] = queue_[(q_head_ + i) & (q_cap_ - 1)];
+        std::free(queue_);
+        queue_ = p;
+        q_cap_ = cap;
+        q_head_ = 0;
+    }
+    queue_[(q_head_ + q_n_) & (q_cap_ - 1)] = ConnRef{c, c->gen};
+    q_n_++;
+    return true;
+}
+
+int ConnSet::poll(tw_conn_event *events, size_t cap)
+{
+    size_t out = 0;
+    while (out < cap && q_n_) {
+        ConnRef r = queue_[q_head_];
+        q_head_ = (q_head_ + 1) & (q_cap_ - 1);
+        q_n_--;
+        Conn *c = r.conn;
+        if (!c->live || c->gen != r.gen)
+            continue;
+        tw_conn_event &e = events[out++];
+        e.conn = c->handle();
+        e.conn_id = c->id;
+        e.reserved = 0;
+        std::memcpy(e.events, c->pending, sizeof(e.events));
+        e.now_ns = loop_->now();
+        e.userdata = c->userdata;
+        std::memset(c->pending, 0, sizeof(c->pending));
+        c->queued = false;
+    }
+    return out > 0x7fffffff ? 0x7fffffff : int(out);
+}
+
+void ConnSet::stats(tw_conn_stats *ret) const
+{
+    tw_conn_stats s;
+    std::memset(&s, 0, sizeof(s));
+    s.live = live_;
+    s.created = created_;
+    s.arms = arms_;
+    s.lazy_arms = lazy_;
+    s.wheel_ops = wheel_ops_;
+    s.wakeups = wakeups_;
+    s.early_wakeups = early_;
+    s.events = events_;
+    s.dropped = dropped_;
+    s.batches_direct = direct_;
+    s.batches_handoff = handoff_;
+    s.bytes = nchunks_ * kChunk * sizeof(Conn) + chunks_cap_ * sizeof(Conn *) +
+              batch_cap_ * sizeof(Fired) + q_cap_ * sizeof(ConnRef);
+    size_t n = ret->struct_size < sizeof(s) ? ret->struct_size : sizeof(s);
+    s.struct_size = n;
+    std::memcpy(ret, &s, n);
+}
+
+} // namespace tw

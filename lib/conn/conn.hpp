@@ -1,0 +1,150 @@
+/*
+ * Connections: typed per-connection timers and layers over one wheel timer.
+ *
+ * A connection keeps one deadline per kind, an armed bitmask, and up to
+ * three layers with their deadlines cached.  Its single wheel timer is
+ * "filed" at a time never later than the earliest of them all:
+ *
+ *     filed <= min(deadline[k] for armed k, cached deadline of each layer)
+ *
+ * Arming later keeps the invariant for free (lazy: no wheel operation);
+ * arming earlier than `filed` is one reschedule.  When the wheel timer
+ * fires, the connection computes what is due, re-files at its true
+ * earliest deadline, and reports.  A wake-up with nothing due is the price
+ * of laziness, counted as an early wake-up.
+ *
+ * Firing happens in two phases over the batch of connections whose wheel
+ * timers fired in one advance.  Phase one is pure computation per
+ * connection (the due kinds, and the checks of layers that declared
+ * themselves pure); over the loop's batch threshold it is shared with the
+ * worker thread.  Phase two runs on the loop thread in firing order:
+ * impure layers, re-filing, and the user's callback or queue.
+ *
+ * The unified next wake-up is cached: arming earlier lowers it, and
+ * anything that may raise it (a disarm, the earliest kind moving later, a
+ * layer marked dirty) invalidates it until the next read.  Layer deadlines
+ * are refreshed eagerly when a layer is marked dirty, because a deadline
+ * that moved earlier must reach the wheel at once.
+ *
+ * Connections live in chunks that never move and are recycled through a
+ * free list with a generation, so batch and queue entries recognise a
+ * connection freed (and perhaps reused) since they were taken.
+ */
+#ifndef TW_CONN_HPP
+#define TW_CONN_HPP
+
+#include <cstddef>
+#include <cstdint>
+
+#include "loop/loop.hpp"
+#include "tickwheel.h"
+
+namespace tw {
+
+class ConnSet;
+
+struct Layer {
+    const tw_layer_ops *ops;
+    void *obj;
+    uint64_t deadline;          /* cached ops->next_deadline(obj) */
+};
+
+struct Conn {
+    uint64_t deadline[TW_CONN_KINDS];
+    uint64_t next;              /* cached unified deadline, when next_valid */
+    uint64_t filed;             /* the wheel timer's deadline; TW_NEVER: none */
+    tw_timer timer;             /* 0 when not filed */
+    uint64_t idle_timeout;
+    tw_conn_cb *cb;
+    void *userdata;
+    ConnSet *set;
+    Conn *next_free;
+    uint32_t id;
+    uint32_t gen;               /* bumped when freed */
+    uint32_t pending[TW_CONN_MAX_LAYERS];   /* queue mode: events not polled */
+    uint8_t armed;
+    uint8_t nlayers;            /* layers beyond the connection layer */
+    uint8_t dirty;              /* layers marked dirty during a batch */
+    bool next_valid;
+    bool busy;                  /* in the batch being fired */
+    bool queued;
+    bool live;
+    Layer layers[TW_CONN_MAX_LAYERS - 1];
+
+    tw_conn *handle() { return reinterpret_cast<tw_conn *>(this); }
+    static Conn *of(tw_conn *c) { return reinterpret_cast<Conn *>(c); }
+    static const Conn *of(const tw_conn *c) { return reinterpret_cast<const Conn *>(c); }
+
+    uint64_t unified();
+    int arm(unsigned kind, uint64_t deadline);
+    int disarm(unsigned kind);
+    int disarm_all();
+    int layer_dirty(unsigned layer);
+    /* Files the wheel timer no later than the unified deadline. */
+    int refile();
+    /* A deadline went from old to now_at: keep the cache and the filing. */
+    int changed(uint64_t old, uint64_t now_at);
+    int file_at(uint64_t deadline);
+    /* Kinds due at now (disarmed) into ev[0], pure or all layers' checks. */
+    bool collect(uint64_t now, uint32_t *ev, bool impure);
+    size_t take_frames(uint64_t *frames, size_t cap);
+};
+
+struct ConnRef {
+    Conn *conn;
+    uint32_t gen;
+};
+
+class ConnSet final : public Extension {
+public:
+    explicit ConnSet(Loop *loop, tw_loop *cloop) : loop_(loop), cloop_(cloop) {}
+    ~ConnSet() override;
+
+    Loop *loop() { return loop_; }
+    int create(uint32_t id, tw_conn_cb *cb, void *userdata, Conn **ret);
+    void destroy(Conn *c);
+    int poll(tw_conn_event *events, size_t cap);
+    void stats(tw_conn_stats *ret) const;
+    void after_advance(uint64_t now) override;
+
+    /* The wheel timers of connections: userdata is the Conn. */
+    static void on_timer(tw_timer timer, uint64_t deadline, void *userdata);
+
+    uint64_t arms_ = 0, lazy_ = 0, wheel_ops_ = 0;
+
+private:
+    struct Fired {
+        Conn *conn;
+        uint32_t gen;
+        uint32_t ev[TW_CONN_MAX_LAYERS];
+    };
+    static void compute(void *ctx, size_t begin, size_t end);
+    void after_advance_phase_two(uint64_t now);
+    void fire(Fired &f, uint64_t now);
+    void deliver(Conn *c, const uint32_t *ev, uint64_t now);
+    bool push_queue(Conn *c);
+    bool grow_chunks();
+
+    Loop *loop_;
+    tw_loop *cloop_;
+    Conn **chunks_ = nullptr;
+    size_t nchunks_ = 0, chunks_cap_ = 0;
+    Conn *free_ = nullptr;
+    uint64_t live_ = 0, created_ = 0;
+
+    /* Connections whose wheel timers fired in this advance. */
+    Fired *batch_ = nullptr;
+    size_t batch_n_ = 0, batch_cap_ = 0;
+    uint64_t batch_now_ = 0;
+
+    /* Queue mode: a ring of references, stale ones skipped by poll. */
+    ConnRef *queue_ = nullptr;
+    size_t q_head_ = 0, q_n_ = 0, q_cap_ = 0;
+
+    uint64_t wakeups_ = 0, early_ = 0, events_ = 0, dropped_ = 0;
+    uint64_t direct_ = 0, handoff_ = 0;
+};
+
+} // namespace tw
+
+#endif
