@@ -791,8 +791,14 @@ bool any_failed(const Options &options, const Results &results)
 
 } // namespace
 
+namespace bench {
+int run_conn_mode(int argc, char **argv);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && std::strcmp(argv[1], "--conn") == 0)
+        return bench::run_conn_mode(argc - 1, argv + 1);
     Options options;
     if (const int status = parse_options(argc, argv, options))
         return status == 1 ? 0 : 2;

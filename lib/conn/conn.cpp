@@ -44,21 +44,6 @@ int Conn::file_at(uint64_t at)
     return 0;
 }
 
-int Conn::changed(uint64_t old, uint64_t now_at)
-{
-    if (next_valid) {
-        if (now_at <= next)
-            next = now_at;
-        else if (old == next)
-            next_valid = false;
-    }
-    if (now_at >= filed) {
-        set->lazy_++;
-        return 0;
-    }
-    return file_at(now_at);
-}
-
 int Conn::refile()
 {
     uint64_t u = unified();
@@ -76,17 +61,16 @@ int Conn::refile()
     return file_at(u);
 }
 
-int Conn::arm(unsigned kind, uint64_t at)
+int Conn::arm_slow(unsigned kind, uint64_t old)
 {
-    set->arms_++;
-    uint64_t old = deadline[kind];
-    uint8_t was = armed;
-    deadline[kind] = at;
-    armed = uint8_t(armed | (1u << kind));
-    int r = changed(old, at);
+    uint64_t at = deadline[kind];
+    if (next_valid && at <= next)
+        next = at;
+    int r = file_at(at);
     if (r < 0) {
         deadline[kind] = old;
-        armed = was;
+        if (old == TW_NEVER)
+            armed = uint8_t(armed & ~(1u << kind));
         next_valid = false;
     }
     return r;

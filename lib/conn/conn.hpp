@@ -76,15 +76,16 @@ struct Conn {
     static const Conn *of(const tw_conn *c) { return reinterpret_cast<const Conn *>(c); }
 
     uint64_t unified();
-    int arm(unsigned kind, uint64_t deadline);
+    inline int arm(unsigned kind, uint64_t deadline);
     int disarm(unsigned kind);
     int disarm_all();
     int layer_dirty(unsigned layer);
     /* Files the wheel timer no later than the unified deadline. */
     int refile();
     /* A deadline went from old to now_at: keep the cache and the filing. */
-    int changed(uint64_t old, uint64_t now_at);
+    inline int changed(uint64_t old, uint64_t now_at);
     int file_at(uint64_t deadline);
+    int arm_slow(unsigned kind, uint64_t old);
     /* Kinds due at now (disarmed) into ev[0], pure or all layers' checks. */
     bool collect(uint64_t now, uint32_t *ev, bool impure);
     size_t take_frames(uint64_t *frames, size_t cap);
@@ -144,6 +145,42 @@ private:
     uint64_t wakeups_ = 0, early_ = 0, events_ = 0, dropped_ = 0;
     uint64_t direct_ = 0, handoff_ = 0;
 };
+
+/* The per-packet path, inline: arming later is a few stores. */
+inline int Conn::changed(uint64_t old, uint64_t now_at)
+{
+    if (next_valid) {
+        if (now_at <= next)
+            next = now_at;
+        else if (old == next)
+            next_valid = false;
+    }
+    if (now_at >= filed) {
+        set->lazy_++;
+        return 0;
+    }
+    return file_at(now_at);
+}
+
+inline int Conn::arm(unsigned kind, uint64_t at)
+{
+    set->arms_++;
+    uint64_t old = deadline[kind];
+    deadline[kind] = at;
+    armed = uint8_t(armed | (1u << kind));
+    if (at >= filed) {
+        /* Lazy: the wheel timer stays where it is, never late. */
+        if (next_valid) {
+            if (at <= next)
+                next = at;
+            else if (old == next)
+                next_valid = false;
+        }
+        set->lazy_++;
+        return 0;
+    }
+    return arm_slow(kind, old);
+}
 
 } // namespace tw
 
