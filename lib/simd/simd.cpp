@@ -72,6 +72,8 @@ const Kernels scalar = {"scalar", lists_scalar, due_mask_scalar, hash_ids_scalar
 bool avx2_supported()
 {
 #if defined(__x86_64__) || defined(__i386__)
+    /* Safe before libgcc's own constructor has run, as from another one. */
+    __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
 #else
     return false;
