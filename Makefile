@@ -2,6 +2,7 @@
 BUILD ?= build
 SANBUILD ?= build-sanitize
 TSANBUILD ?= build-tsan
+PORTBUILD ?= build-portable
 MESON ?= meson
 
 PACKAGES := g++ binutils pkg-config meson ninja-build libevent-dev libev-dev libuv1-dev \
@@ -34,13 +35,18 @@ $(SANBUILD)/build.ninja:
 $(TSANBUILD)/build.ninja:
 	$(MESON) setup $(TSANBUILD) -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
 
+# SIMDe's portable C instead of native intrinsics, in every kernel variant.
+$(PORTBUILD)/build.ninja:
+	$(MESON) setup $(PORTBUILD) -Dc_args=-DSIMDE_NO_NATIVE -Dcpp_args=-DSIMDE_NO_NATIVE
+
 run: deps all
 	$(BUILD)/tools/tw-bench --quick
 
-test: deps all $(SANBUILD)/build.ninja $(TSANBUILD)/build.ninja
+test: deps all $(SANBUILD)/build.ninja $(TSANBUILD)/build.ninja $(PORTBUILD)/build.ninja
 	ninja -C $(SANBUILD)
 	ninja -C $(TSANBUILD) test/test-inbox test/test-loop
-	test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop
+	ninja -C $(PORTBUILD)
+	test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop $(PORTBUILD)
 
 bench: deps all
 	tools/bench.sh $(BUILD)/tools/tw-bench
@@ -49,4 +55,4 @@ install: all
 	$(MESON) install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD)
+	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD) $(PORTBUILD)

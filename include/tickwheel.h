@@ -136,6 +136,11 @@ TW__PUBLIC int tw_wheel_schedule_batch(tw_wheel *wheel, size_t n,
 /* Disarms an armed timer.  TW_ENOENT: it fired, was cancelled or was never
  * valid; a timer inside its own callback is not armed. */
 TW__PUBLIC int tw_wheel_cancel(tw_wheel *wheel, tw_timer timer) TW__NOEXCEPT;
+/* Disarms every armed timer of timers[0 .. n); handles that are stale, 0
+ * or repeated are skipped, not errors.  *ret (may be NULL) counts the
+ * timers disarmed. */
+TW__PUBLIC int tw_wheel_cancel_batch(tw_wheel *wheel, size_t n, const tw_timer *timers,
+                                     size_t *ret) TW__NOEXCEPT;
 /* Moves an armed timer, or re-arms the one whose callback is running, to
  * deadline_ns.  The handle stays the same. */
 TW__PUBLIC int tw_wheel_reschedule(tw_wheel *wheel, tw_timer timer,
@@ -252,6 +257,11 @@ TW__PUBLIC int tw_loop_schedule(tw_loop *loop, uint64_t deadline_ns, tw_timer_cb
 /* Relative to tw_loop_now. */
 TW__PUBLIC int tw_loop_schedule_relative(tw_loop *loop, uint64_t delay_ns, tw_timer_cb *cb,
                                          void *userdata, tw_timer *ret) TW__NOEXCEPT;
+/* As tw_wheel_schedule_batch; re-arms the loop's event when the batch
+ * brings the earliest deadline forward. */
+TW__PUBLIC int tw_loop_schedule_batch(tw_loop *loop, size_t n, const uint64_t *deadlines_ns,
+                                      tw_timer_cb *cb, void *const *userdata,
+                                      tw_timer *ret) TW__NOEXCEPT;
 TW__PUBLIC int tw_loop_cancel(tw_loop *loop, tw_timer timer) TW__NOEXCEPT;
 TW__PUBLIC int tw_loop_reschedule(tw_loop *loop, tw_timer timer,
                                   uint64_t deadline_ns) TW__NOEXCEPT;

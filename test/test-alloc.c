@@ -2,7 +2,7 @@
  * Zero heap allocations in steady state.  This program interposes the
  * allocator (glibc's __libc_* entry points underneath) and counts every
  * call while a warm wheel schedules, cancels, reschedules and fires at a
- * steady population.  Built only without sanitizers, which own malloc.
+ * steady population, one by one and in batches of up to 64.  Built only without sanitizers, which own malloc.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,10 +79,31 @@ static void rearm(tw_timer timer, uint64_t deadline_ns, void *userdata)
     assert_int_equal(tw_wheel_reschedule(WHEEL, timer, NOW + random_delay()), 0);
 }
 
+/* Replaces a run of up to 64 timers by one cancel batch and one schedule
+ * batch: the direct path, which allocates nothing once warm. */
+static void batch(size_t k, size_t n)
+{
+    uint64_t deadlines[64];
+    void *userdata[64];
+    size_t cancelled = 0;
+    for (size_t j = 0; j < n; j++) {
+        deadlines[j] = NOW + random_delay();
+        userdata[j] = &TIMERS[k + j];
+    }
+    assert_int_equal(tw_wheel_cancel_batch(WHEEL, n, &TIMERS[k], &cancelled), 0);
+    assert_int_equal(cancelled, n);
+    assert_int_equal(tw_wheel_schedule_batch(WHEEL, n, deadlines, rearm, userdata, &TIMERS[k]),
+                     0);
+}
+
 static void churn(unsigned long steps)
 {
     for (unsigned long s = 0; s < steps; s++) {
         size_t k = next_random() % N;
+        if (s % 16 == 15) {
+            batch(k % (N - 64), 1 + k % 64);
+            continue;
+        }
         switch (s % 4) {
         case 0:
             assert_int_equal(tw_wheel_cancel(WHEEL, TIMERS[k]), 0);

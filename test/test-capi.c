@@ -101,6 +101,17 @@ static void test_null_arguments(void **state)
     assert_int_equal(tw_wheel_schedule_batch(w, 1, NULL, count, NULL, &t), TW_EINVAL);
     assert_int_equal(tw_wheel_schedule_batch(w, 1, &d, NULL, NULL, &t), TW_EINVAL);
     assert_int_equal(tw_wheel_schedule_batch(w, 1, &d, count, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_wheel_schedule_batch(NULL, 0, NULL, count, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_wheel_schedule_batch(w, 0, NULL, NULL, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_wheel_schedule_batch(w, 0, NULL, count, NULL, NULL), 0);
+    size_t cancelled = 77;
+    assert_int_equal(tw_wheel_cancel_batch(NULL, 1, &t, &cancelled), TW_EINVAL);
+    assert_int_equal(cancelled, 0);
+    cancelled = 77;
+    assert_int_equal(tw_wheel_cancel_batch(w, 1, NULL, &cancelled), TW_EINVAL);
+    assert_int_equal(cancelled, 0);
+    assert_int_equal(tw_wheel_cancel_batch(NULL, 0, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_wheel_cancel_batch(w, 0, NULL, NULL), 0);
     assert_int_equal(tw_wheel_cancel(NULL, 1), TW_EINVAL);
     assert_int_equal(tw_wheel_reschedule(NULL, 1, 1), TW_EINVAL);
     assert_int_equal(tw_wheel_deadline(NULL, 1, &v), TW_EINVAL);
@@ -166,6 +177,11 @@ static void test_max_timers(void **state)
     assert_int_equal(tw_wheel_schedule_batch(w, 3, ds, count, NULL, out), TW_ENOMEM);
     assert_int_equal(out[0], 0);
     assert_int_equal(tw_wheel_verify(w), 0);
+    /* Far beyond the limit, and beyond any memory: refused, nothing armed. */
+    assert_int_equal(tw_wheel_schedule_batch(w, (size_t)1 << 40, ds, count, NULL, out),
+                     TW_ENOMEM);
+    assert_int_equal(tw_wheel_schedule_batch(w, SIZE_MAX, ds, count, NULL, out), TW_ENOMEM);
+    assert_int_equal(out[0], 0);
     assert_int_equal(tw_wheel_schedule_batch(w, 2, ds, count, NULL, out), 0);
     assert_int_equal(tw_wheel_schedule(w, 5, count, NULL, &t), TW_ENOMEM);
     tw_wheel_stats s;

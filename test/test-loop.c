@@ -1244,6 +1244,67 @@ static void test_event_follows_earliest_deadline(void **state)
     finish();
 }
 
+/* A batch goes through the wheel's batch path and moves the loop's one
+ * event when it brings the earliest deadline forward, and only then. */
+static void test_schedule_batch(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.max_timers = 200;
+    tw_loop *loop = start(base, &c);
+    uint64_t ds[130];
+    void *uds[130];
+    tw_timer ts[130];
+    arm(loop, T0 + SEC, 1000);
+    uint64_t rearms = stats_of(loop).rearms;
+    for (size_t i = 0; i < 130; i++) {
+        ds[i] = T0 + 2 * SEC + (i % 2) * MS;
+        uds[i] = (void *)(uintptr_t)i;
+    }
+    assert_int_equal(tw_loop_schedule_batch(loop, 130, ds, record, uds, ts), 0);
+    assert_int_equal(stats_of(loop).rearms, rearms);
+    assert_int_equal(next_of(loop), T0 + SEC);
+
+    /* Nothing armed on failure: beyond max_timers, or bad arguments. */
+    tw_timer out[70] = {0};
+    uint64_t early[70];
+    for (size_t i = 0; i < 70; i++)
+        early[i] = T0;
+    assert_int_equal(tw_loop_schedule_batch(loop, 70, early, record, NULL, out), TW_ENOMEM);
+    assert_int_equal(tw_loop_schedule_batch(loop, SIZE_MAX, early, record, NULL, out),
+                     TW_ENOMEM);
+    assert_int_equal(tw_loop_schedule_batch(NULL, 1, early, record, NULL, out), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule_batch(loop, 1, NULL, record, NULL, out), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule_batch(loop, 1, early, NULL, NULL, out), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule_batch(loop, 1, early, record, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule_batch(loop, 0, NULL, record, NULL, NULL), 0);
+    assert_int_equal(out[0], 0);
+    assert_int_equal(stats_of(loop).rearms, rearms);
+    assert_int_equal(next_of(loop), T0 + SEC);
+
+    /* Earlier than the event: it moves, and the base fires the batch. */
+    void *ids[2] = {(void *)(uintptr_t)500, (void *)(uintptr_t)501};
+    assert_int_equal(tw_loop_schedule_batch(loop, 2, early, record, ids, out), 0);
+    assert_int_equal(stats_of(loop).rearms, rearms + 1);
+    assert_int_equal(next_of(loop), T0);
+    for (int i = 0; i < 100 && LOG.n < 2; i++)
+        assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    assert_int_equal(LOG.n, 2);
+    assert_int_equal(LOG.ids[0], 500);
+    assert_int_equal(LOG.ids[1], 501);
+
+    /* Equal deadlines fire in array order. */
+    FAKE = T0 + 3 * SEC;
+    assert_int_equal(tw_loop_process(loop), 131);
+    assert_int_equal(LOG.ids[2], 1000);
+    for (size_t i = 0; i < 65; i++) {
+        assert_int_equal(LOG.ids[3 + i], 2 * i);
+        assert_int_equal(LOG.ids[68 + i], 2 * i + 1);
+    }
+    finish();
+}
+
 static int readable(int fd)
 {
     struct pollfd p = {fd, POLLIN, 0};
@@ -1308,6 +1369,7 @@ int main(void)
         cmocka_unit_test_teardown(test_run_until_stop, teardown),
         cmocka_unit_test_teardown(test_event_follows_earliest_deadline, teardown),
         cmocka_unit_test_teardown(test_fd_for_hand_driven_loops, teardown),
+        cmocka_unit_test_teardown(test_schedule_batch, teardown),
     };
     return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }

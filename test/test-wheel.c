@@ -413,6 +413,130 @@ static void test_batch(void **state)
     tw_wheel_free(w);
 }
 
+/* Equal deadlines fire in arming order: timers armed one by one before a
+ * batch, the batch in array order (across its 64-deadline chunks and every
+ * level), and timers armed after it. */
+static void test_batch_keeps_arming_order(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 3 * MS);
+    static uint64_t ds[300];
+    static void *uds[300];
+    static tw_timer ts[300];
+    const uint64_t when[3] = {3 * MS, 70 * MS, 5000 * MS + 3};
+    arm(w, when[0], 1000);
+    arm(w, when[1], 1001);
+    arm(w, when[2], 1002);
+    for (size_t i = 0; i < 300; i++) {
+        ds[i] = when[i % 3];
+        uds[i] = (void *)(uintptr_t)i;
+    }
+    assert_int_equal(tw_wheel_schedule_batch(w, 300, ds, record, uds, ts), 0);
+    arm(w, when[0], 2000);
+    arm(w, when[1], 2001);
+    arm(w, when[2], 2002);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    assert_int_equal(tw_wheel_advance(w, 10 * SEC), 306);
+    size_t k = 0;
+    for (size_t d = 0; d < 3; d++) {
+        assert_int_equal(LOG.ids[k++], 1000 + d);
+        for (size_t i = d; i < 300; i += 3) {
+            assert_int_equal(LOG.ids[k], i);
+            assert_int_equal(LOG.deadlines[k], when[d]);
+            k++;
+        }
+        assert_int_equal(LOG.ids[k++], 2000 + d);
+    }
+    tw_wheel_free(w);
+}
+
+/* A batch armed while a budgeted advance left a cascade pending lands
+ * behind the older timers of its deadline. */
+static void test_batch_during_pending_cascade(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    uint64_t ds[100];
+    void *uds[100];
+    tw_timer ts[100];
+    for (uintptr_t i = 0; i < 100; i++)
+        arm(w, 100 * MS, i);
+    /* 100 ms is a level-1 slot: a budget of 1 moves four entries and stops. */
+    assert_int_equal(tw_wheel_advance_max(w, 100 * MS, 1), 0);
+    for (size_t i = 0; i < 100; i++) {
+        ds[i] = i % 2 ? 100 * MS : 101 * MS;
+        uds[i] = (void *)(uintptr_t)(100 + i);
+    }
+    assert_int_equal(tw_wheel_schedule_batch(w, 100, ds, record, uds, ts), 0);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    assert_int_equal(tw_wheel_advance(w, SEC), 200);
+    for (size_t i = 0; i < 100; i++)
+        assert_int_equal(LOG.ids[i], i);
+    for (size_t i = 0; i < 50; i++) {
+        assert_int_equal(LOG.ids[100 + i], 100 + 2 * i + 1);
+        assert_int_equal(LOG.ids[150 + i], 100 + 2 * i);
+    }
+    tw_wheel_free(w);
+}
+
+static tw_timer CANCEL_SET[4];
+static size_t CANCELLED_IN_CB;
+
+/* Cancels the whole set, itself among it: it is running, so not armed. */
+static void cancel_set(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    (void)timer;
+    (void)deadline_ns;
+    (void)userdata;
+    assert_int_equal(tw_wheel_cancel_batch(LOG.wheel, 4, CANCEL_SET, &CANCELLED_IN_CB), 0);
+}
+
+static void test_cancel_batch(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    uint64_t ds[6] = {5 * MS, 6 * MS, 7 * MS, 8 * MS, TW_NEVER, 9 * MS};
+    tw_timer ts[6];
+    size_t n = 99;
+    assert_int_equal(tw_wheel_schedule_batch(w, 6, ds, record, NULL, ts), 0);
+    assert_int_equal(tw_wheel_advance(w, 5 * MS), 1);         /* ts[0] is stale now */
+    assert_int_equal(tw_wheel_cancel(w, ts[1]), 0);           /* ts[1] too */
+    /* Stale, zero, repeated and never-issued handles are skipped. */
+    tw_timer set[8] = {ts[0], ts[1], 0, ts[2], ts[2], ts[4], (tw_timer)77 << 32 | 123456, ts[3]};
+    assert_int_equal(tw_wheel_cancel_batch(w, 8, set, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(tw_wheel_cancel_batch(w, 8, set, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(tw_wheel_cancel_batch(w, 0, NULL, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(tw_wheel_cancel_batch(w, 1, &ts[5], NULL), 0);
+    assert_int_equal(tw_wheel_advance(w, 10 * SEC), 0);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(tw_wheel_next_deadline(w, &ds[0]), TW_ENOENT);
+    assert_int_equal(tw_wheel_verify(w), 0);
+
+    /* From a callback: the running timer is skipped, the others go, one of
+     * them due in the same advance. */
+    tw_timer t;
+    assert_int_equal(tw_wheel_schedule(w, 20 * SEC, cancel_set, NULL, &CANCEL_SET[0]), 0);
+    CANCEL_SET[1] = arm(w, 20 * SEC, 1);
+    CANCEL_SET[2] = arm(w, 30 * SEC, 2);
+    CANCEL_SET[3] = CANCEL_SET[0];
+    t = arm(w, 20 * SEC, 3);
+    assert_int_equal(tw_wheel_advance(w, 40 * SEC), 2);
+    assert_int_equal(CANCELLED_IN_CB, 2);
+    assert_int_equal(LOG.n, 2);
+    assert_int_equal(LOG.ids[1], 3);
+    assert_int_equal(tw_wheel_cancel(w, t), TW_ENOENT);
+    tw_wheel_stats s;
+    s.struct_size = sizeof(s);
+    assert_int_equal(tw_wheel_stats_get(w, &s), 0);
+    assert_int_equal(s.live, 0);
+    assert_int_equal(s.cancelled, 7);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
 static void test_advance_budget(void **state)
 {
     (void)state;
@@ -485,6 +609,9 @@ int main(void)
         cmocka_unit_test(test_free_with_timers_armed),
         cmocka_unit_test(test_next_deadline_tracks_cancel),
         cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_batch_keeps_arming_order),
+        cmocka_unit_test(test_batch_during_pending_cascade),
+        cmocka_unit_test(test_cancel_batch),
         cmocka_unit_test(test_advance_budget),
         cmocka_unit_test(test_arming_order_across_a_pending_cascade),
     };

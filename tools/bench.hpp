@@ -116,6 +116,15 @@ struct LoopOptions {
  * run failed or a self-check did. */
 bool run_loop_mode(const LoopOptions &options, std::FILE *export_json);
 
+/* tw-bench --batch (bench-batch.cpp). */
+struct BatchOptions {
+    unsigned runs = 3;
+    std::uint64_t seed = 1;
+    bool json = false;
+};
+/* Runs the batch and kernel benchmarks, as run_loop_mode. */
+bool run_batch_mode(const BatchOptions &options, std::FILE *export_json);
+
 } // namespace bench
 
 #endif

@@ -246,6 +246,7 @@ struct Options {
     int cpu = -1;
     bool loop = false;
     bench::LoopOptions loop_options;
+    bool batch = false;
 };
 
 constexpr std::size_t kMaxN = 100'000'000;
@@ -257,6 +258,7 @@ void usage()
 {
     std::fputs("usage: tw-bench [options]\n"
                "       tw-bench --loop [options]\n"
+               "       tw-bench --batch [--runs COUNT] [--seed SEED] [--json]\n"
                "\n"
                "Times tickwheel beside libevent (heap and common timeouts), libev, libuv\n"
                "and a std::multimap; prints ns per operation, median (min-max) of the runs.\n"
@@ -277,6 +279,8 @@ void usage()
                "  --export-json FILE  also write the JSON to FILE\n"
                "  --loop            the loop benchmarks; --impl, --workload, --n and --quick\n"
                "                    do not apply\n"
+               "  --batch           batch scheduling and the SIMD kernels, each kernel\n"
+               "                    variant beside its scalar twin, batches of 32 to 8192\n"
                "  --loop-seconds S  span of the lateness deadlines, 1 to 600 (default 3)\n"
                "  --loop-timers N   timers of the lateness run, k and M suffixes allowed\n"
                "                    (default 100000)\n"
@@ -395,6 +399,7 @@ int parse_options(int argc, char **argv, Options &options)
         opt_json,
         opt_export_json,
         opt_loop,
+        opt_batch,
         opt_loop_seconds,
         opt_loop_timers
     };
@@ -409,6 +414,7 @@ int parse_options(int argc, char **argv, Options &options)
         {"json", no_argument, nullptr, opt_json},
         {"export-json", required_argument, nullptr, opt_export_json},
         {"loop", no_argument, nullptr, opt_loop},
+        {"batch", no_argument, nullptr, opt_batch},
         {"loop-seconds", required_argument, nullptr, opt_loop_seconds},
         {"loop-timers", required_argument, nullptr, opt_loop_timers},
         {"help", no_argument, nullptr, 'h'},
@@ -479,6 +485,9 @@ int parse_options(int argc, char **argv, Options &options)
         case opt_loop:
             options.loop = true;
             break;
+        case opt_batch:
+            options.batch = true;
+            break;
         case opt_loop_seconds: {
             const std::optional<std::uint64_t> seconds = parse_number(optarg, false);
             if (!seconds || *seconds == 0 || *seconds > kMaxLoopSeconds) {
@@ -511,6 +520,12 @@ int parse_options(int argc, char **argv, Options &options)
     }
     if (optind < argc) {
         std::fprintf(stderr, "tw-bench: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (options.batch && (options.loop || wheel_only || loop_only || !options.impls.empty() ||
+                          !options.workloads.empty() || !options.ns.empty())) {
+        std::fputs("tw-bench: --batch takes only --runs, --seed, --cpu and the JSON options\n",
+                   stderr);
         return 2;
     }
     if (options.loop && wheel_only) {
@@ -821,7 +836,13 @@ int main(int argc, char **argv)
     }
 
     bool ok;
-    if (options.loop) {
+    if (options.batch) {
+        bench::BatchOptions batch;
+        batch.runs = options.runs;
+        batch.seed = options.seed;
+        batch.json = options.json;
+        ok = bench::run_batch_mode(batch, export_json);
+    } else if (options.loop) {
         ok = bench::run_loop_mode(options.loop_options, export_json);
     } else {
         const Results results = run_all(options);

@@ -132,6 +132,18 @@ int tw_wheel_cancel(tw_wheel *wheel, tw_timer timer) noexcept
     return wheel->core.cancel(timer);
 }
 
+int tw_wheel_cancel_batch(tw_wheel *wheel, size_t n, const tw_timer *timers, size_t *ret) noexcept
+{
+    if (ret)
+        *ret = 0;
+    if (!wheel || (n && !timers))
+        return TW_EINVAL;
+    size_t done = wheel->core.cancel_batch(n, timers);
+    if (ret)
+        *ret = done;
+    return 0;
+}
+
 int tw_wheel_reschedule(tw_wheel *wheel, tw_timer timer, uint64_t deadline_ns) noexcept
 {
     if (!wheel)

@@ -145,6 +145,14 @@ int tw_loop_schedule_relative(tw_loop *loop, uint64_t delay_ns, tw_timer_cb *cb,
     return tw_loop_schedule(loop, deadline, cb, userdata, ret);
 }
 
+int tw_loop_schedule_batch(tw_loop *loop, size_t n, const uint64_t *deadlines_ns, tw_timer_cb *cb,
+                           void *const *userdata, tw_timer *ret) noexcept
+{
+    if (!loop || !cb || (n && (!deadlines_ns || !ret)) || loop->core.free_requested())
+        return TW_EINVAL;
+    return loop->core.schedule_batch(n, deadlines_ns, cb, userdata, ret);
+}
+
 int tw_loop_cancel(tw_loop *loop, tw_timer timer) noexcept
 {
     return loop ? loop->core.cancel(timer) : TW_EINVAL;

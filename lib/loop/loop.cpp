@@ -278,6 +278,22 @@ int Loop::schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer 
     return r;
 }
 
+/* Any size runs here, on the loop's thread, without allocating once the
+ * wheel is warm: arming is the wheel's work alone. */
+int Loop::schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
+                         void *const *userdata, tw_timer *ret)
+{
+    int r = wheel_.schedule_batch(n, deadlines, cb, userdata, ret);
+    if (r == 0 && !in_turn_) {
+        uint64_t first = TW_NEVER;
+        for (size_t k = 0; k < n; k++)
+            first = deadlines[k] < first ? deadlines[k] : first;
+        if (first < armed_)
+            rearm();
+    }
+    return r;
+}
+
 /* Outside a turn, the event follows the earliest deadline at once: when
  * the timer it is armed for leaves or moves, and when one comes earlier. */
 int Loop::cancel(tw_timer timer)

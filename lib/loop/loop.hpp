@@ -63,6 +63,8 @@ public:
     int next_deadline(uint64_t *ret) const { return wheel_.next_deadline(ret); }
 
     int schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer *ret);
+    int schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
+                       void *const *userdata, tw_timer *ret);
     int cancel(tw_timer timer);
     int reschedule(tw_timer timer, uint64_t deadline);
 

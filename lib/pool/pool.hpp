@@ -119,6 +119,28 @@ public:
         in_use_--;
     }
 
+    /* n fresh entries' indices into ret, as n alloc() calls would give them
+     * but with the counters updated once; reserve(n) must have succeeded. */
+    void alloc_n(size_t n, uint32_t *ret)
+    {
+        size_t k = 0;
+        uint32_t head = free_head_;
+        for (; k < n && head != 0; k++) {
+            ret[k] = head;
+            head = entries_[head].pos;
+        }
+        free_head_ = head;
+        free_count_ -= k;
+        reused_ += k;
+        for (; k < n; k++) {
+            entries_[fresh_].gen = 0;
+            ret[k] = fresh_++;
+        }
+        in_use_ += n;
+        if (in_use_ > high_water_)
+            high_water_ = in_use_;
+    }
+
     /* True when n more allocs will succeed; allocates chunks as needed. */
     bool reserve(size_t n);
 

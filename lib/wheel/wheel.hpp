@@ -39,6 +39,7 @@
 #include <cstdint>
 
 #include "pool/pool.hpp"
+#include "simd/simd.hpp"
 #include "tickwheel.h"
 
 namespace tw {
@@ -59,6 +60,13 @@ public:
         return uint64_t(hi >> 64);
     }
     uint64_t divisor() const { return d_; }
+    /* The same division as the batch kernels take it. */
+    void params(simd::ListParams *ret) const
+    {
+        ret->recip_lo = lo_;
+        ret->recip_hi = hi_;
+        ret->shift = shift_;
+    }
 
 private:
     uint64_t d_ = 1, lo_ = 0, hi_ = 0;
@@ -84,6 +92,8 @@ public:
     /* A budgeted advance moves up to this many entries per callback of its
      * budget in cascades. */
     static constexpr uint64_t kCascadePerCallback = 4;
+    /* A batch computes its lists this many at a time. */
+    static constexpr size_t kBatchChunk = 64;
 
     Wheel() = default;
     Wheel(const Wheel &) = delete;
@@ -96,6 +106,8 @@ public:
     int schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
                        void *const *userdata, tw_timer *ret);
     int cancel(tw_timer timer);
+    /* Cancels every armed timer of timers, skipping stale handles. */
+    size_t cancel_batch(size_t n, const tw_timer *timers);
     int reschedule(tw_timer timer, uint64_t deadline);
     int deadline(tw_timer timer, uint64_t *ret) const;
     int next_deadline(uint64_t *ret) const;
@@ -104,6 +116,9 @@ public:
     uint64_t now() const { return now_ns_; }
     void stats(tw_wheel_stats *ret) const;
     int verify() const;
+
+    /* The batch kernels this wheel uses; simd::kernels() by default. */
+    void set_kernels(const simd::Kernels &k) { simd_ = &k; }
 
     bool advancing() const { return advancing_; }
     /* Asks the running advance to stop dispatching and free the wheel. */
@@ -161,6 +176,7 @@ private:
 
     Pool pool_;
     BlockPool blocks_;
+    const simd::Kernels *simd_ = &simd::kernels();
     List lists_[kLists];
     Divider tick_;
     uint64_t now_ns_ = 0;
