@@ -286,6 +286,150 @@ TW__PUBLIC int tw_loop_post_reschedule(tw_loop *loop, tw_timer timer,
 TW__PUBLIC int tw_loop_stats_get(const tw_loop *loop, tw_loop_stats *ret) TW__NOEXCEPT;
 
 /*
+ * The reliability layer: an RTT estimator, loss detection and the probe
+ * timeout of RFC 9002 (QUIC), or the retransmission timeout of RFC 6298
+ * (TCP), over the packets a connection sent, with the caller's frame
+ * handles.  Pure computation: no clock reads, no timers of its own.  It
+ * keeps one loss-detection deadline for the whole connection (the earliest
+ * over the three packet-number spaces, never one per packet), which the
+ * caller arms wherever it keeps timers and hands back to tw_recovery_check.
+ * Times are absolute nanoseconds; a time earlier than the latest one seen is
+ * taken as that one.  Semantics and every choice the RFCs leave open:
+ * tw_recovery_new(3).
+ */
+typedef struct tw_recovery tw_recovery;
+
+/* Packet-number spaces. */
+enum { TW_PN_INITIAL, TW_PN_HANDSHAKE, TW_PN_APPLICATION, TW_PN_SPACES };
+/* Modes. */
+enum { TW_RECOVERY_RFC9002 = 0, TW_RECOVERY_RFC6298 = 1 };
+
+/* Events answered by tw_recovery_check. */
+#define TW_RECOVERY_LOSS (1u << 0)  /* packets declared lost by time threshold */
+#define TW_RECOVERY_PTO (1u << 1)   /* probe timeout: send one or two probes */
+#define TW_RECOVERY_RTO (1u << 2)   /* RFC 6298 timeout: the oldest packet was lost */
+/* The packet-number space the events of a check are about. */
+#define TW_RECOVERY_EVENT_SPACE(events) (((events) >> 8) & 3u)
+
+/* Flags of tw_recovery_on_sent. */
+#define TW_RECOVERY_ACK_ELICITING (1u << 0) /* elicits an ACK; counts in flight */
+#define TW_RECOVERY_RETRANSMISSION (1u << 1) /* carries a retransmission (Karn) */
+
+/* An inclusive range of acknowledged packet numbers. */
+typedef struct tw_ack_range {
+    uint64_t smallest;
+    uint64_t largest;
+} tw_ack_range;
+
+typedef struct tw_recovery_config {
+    size_t struct_size;        /* sizeof(tw_recovery_config), set by _init */
+    uint32_t mode;             /* TW_RECOVERY_RFC9002 (default) or _RFC6298 */
+    uint32_t is_server;        /* 1: the peer's address needs no validation */
+    uint64_t initial_rtt_ns;   /* kInitialRtt; default 333 ms */
+    uint64_t max_ack_delay_ns; /* the peer's max_ack_delay; default 25 ms */
+    uint64_t granularity_ns;   /* kGranularity, and G of RFC 6298; default 1 ms */
+    uint32_t packet_threshold; /* kPacketThreshold; default 3 */
+    uint32_t time_threshold_num; /* kTimeThreshold as a fraction; default 9/8 */
+    uint32_t time_threshold_den;
+    uint32_t max_in_flight;    /* packets tracked at most; 0: no limit */
+    uint64_t rto_initial_ns;   /* RFC 6298; default 1 s */
+    uint64_t rto_min_ns;       /* default 1 s */
+    uint64_t rto_max_ns;       /* at least 60 s; default 60 s */
+} tw_recovery_config;
+
+/* The RTT estimate; the caller sets struct_size. */
+typedef struct tw_rtt {
+    size_t struct_size;
+    uint64_t latest_ns;        /* 0 before the first sample */
+    uint64_t smoothed_ns;      /* kInitialRtt before the first sample */
+    uint64_t rttvar_ns;        /* kInitialRtt / 2 before the first sample */
+    uint64_t min_ns;           /* 0 before the first sample */
+    uint64_t pto_ns;           /* smoothed + max(4 rttvar, G) + max_ack_delay */
+    uint64_t pto_initial_ns;   /* the same with kInitialRtt: a new path's PTO */
+    uint64_t rto_ns;           /* RFC 6298 RTO, with its backoff */
+    uint64_t samples;          /* RTT samples taken */
+    uint32_t pto_count;        /* probe timeouts since the last reset */
+    uint32_t rto_backoff;      /* RTO doublings since the last sample */
+} tw_rtt;
+
+typedef struct tw_recovery_stats {
+    size_t struct_size;        /* the caller sets sizeof(tw_recovery_stats) */
+    uint64_t sent;             /* packets recorded by on_sent */
+    uint64_t acked;            /* packets newly acknowledged */
+    uint64_t lost;             /* packets declared lost (threshold or RTO) */
+    uint64_t discarded;        /* packets dropped with their space's keys */
+    uint64_t pto;              /* probe timeouts fired */
+    uint64_t rto;              /* RFC 6298 timeouts fired */
+    uint64_t packets_in_flight; /* tracked packets not yet acked or lost */
+    uint64_t ack_eliciting_in_flight;
+    uint64_t bytes_in_flight;  /* bytes of ack-eliciting packets in flight */
+    uint64_t frames_queued;    /* handles waiting for tw_recovery_take_frames */
+    uint64_t retired_queued;   /* handles waiting for tw_recovery_take_retired */
+    uint64_t bytes;            /* heap held */
+} tw_recovery_stats;
+
+/* Called at the end of a call that moved the loss-detection deadline. */
+typedef void tw_recovery_notify_fn(tw_recovery *recovery, void *userdata);
+
+TW__PUBLIC void tw_recovery_config_init(tw_recovery_config *config) TW__NOEXCEPT;
+/* config NULL gives the defaults.  The caller owns the object and frees it
+ * with tw_recovery_free; frame handles still tracked or queued are dropped. */
+TW__PUBLIC int tw_recovery_new(const tw_recovery_config *config,
+                               tw_recovery **ret) TW__NOEXCEPT;
+TW__PUBLIC void tw_recovery_free(tw_recovery *recovery) TW__NOEXCEPT;
+
+/* Records packet pn of space, sent at now_ns, carrying the caller's opaque
+ * frames handle (0: nothing to report).  pn increases within a space.
+ * TW_EAGAIN when max_in_flight packets are tracked (nothing recorded). */
+TW__PUBLIC int tw_recovery_on_sent(tw_recovery *recovery, unsigned space, uint64_t pn,
+                                   uint64_t now_ns, uint32_t bytes, unsigned flags,
+                                   uint64_t frames) TW__NOEXCEPT;
+/* An ACK of space received at now_ns: n ranges, largest first, disjoint;
+ * ack_delay_ns as the peer reported it.  Acked handles are retired, lost
+ * ones queued for retransmission. */
+TW__PUBLIC int tw_recovery_on_ack(tw_recovery *recovery, unsigned space,
+                                  const tw_ack_range *ranges, size_t n,
+                                  uint64_t ack_delay_ns, uint64_t now_ns) TW__NOEXCEPT;
+/* The loss-detection deadline; TW_ENOENT when none is armed. */
+TW__PUBLIC int tw_recovery_next_deadline(const tw_recovery *recovery,
+                                         uint64_t *ret) TW__NOEXCEPT;
+/* Runs the loss-detection timeout if it is due at now_ns; *ret gets the
+ * TW_RECOVERY_* events (0: nothing was due) and their space. */
+TW__PUBLIC int tw_recovery_check(tw_recovery *recovery, uint64_t now_ns,
+                                 uint32_t *ret) TW__NOEXCEPT;
+/* Moves up to cap handles to retransmit into frames, oldest first; what
+ * does not fit stays queued.  Returns how many were moved. */
+TW__PUBLIC size_t tw_recovery_take_frames(tw_recovery *recovery, uint64_t *frames,
+                                          size_t cap) TW__NOEXCEPT;
+/* The same for retired handles: packets acknowledged or discarded, whose
+ * frames the caller may free. */
+TW__PUBLIC size_t tw_recovery_take_retired(tw_recovery *recovery, uint64_t *frames,
+                                           size_t cap) TW__NOEXCEPT;
+/* fn NULL removes the callback. */
+TW__PUBLIC int tw_recovery_set_notify(tw_recovery *recovery, tw_recovery_notify_fn *fn,
+                                      void *userdata) TW__NOEXCEPT;
+/* The keys of space (Initial or Handshake) are discarded: its packets are
+ * retired and its deadlines reset. */
+TW__PUBLIC int tw_recovery_discard_space(tw_recovery *recovery, unsigned space) TW__NOEXCEPT;
+/* The handshake is confirmed (RFC 9001 s4.1.2). */
+TW__PUBLIC int tw_recovery_set_handshake_confirmed(tw_recovery *recovery) TW__NOEXCEPT;
+/* A server blocked by the anti-amplification limit arms no timer. */
+TW__PUBLIC int tw_recovery_set_amplification_limited(tw_recovery *recovery,
+                                                     int limited) TW__NOEXCEPT;
+TW__PUBLIC int tw_recovery_rtt(const tw_recovery *recovery, tw_rtt *ret) TW__NOEXCEPT;
+TW__PUBLIC int tw_recovery_stats_get(const tw_recovery *recovery,
+                                     tw_recovery_stats *ret) TW__NOEXCEPT;
+
+/* RFC 9000 s10.1: the smaller of the advertised idle timeouts that are not
+ * 0, raised to 3 * pto_ns; TW_NEVER when both are 0. */
+TW__PUBLIC uint64_t tw_idle_timeout_ns(uint64_t local_idle_ns, uint64_t peer_idle_ns,
+                                       uint64_t pto_ns) TW__NOEXCEPT;
+/* RFC 9000 s8.2.4: 3 * max(pto_ns, pto_initial_ns), the latter the PTO of a
+ * new path with kInitialRtt (tw_rtt.pto_initial_ns). */
+TW__PUBLIC uint64_t tw_path_validation_timeout_ns(uint64_t pto_ns,
+                                                  uint64_t pto_initial_ns) TW__NOEXCEPT;
+
+/*
  * Connections: the typed timers of one connection (the connection layer),
  * the layers beside it, and ONE wheel timer per connection, filed at the
  * earliest deadline of them all.  Re-arming a kind later touches no wheel
@@ -398,6 +542,11 @@ TW__PUBLIC int tw_conn_touch(tw_conn *conn) TW__NOEXCEPT;
  * connection.  TW_ENOSPC past TW_CONN_MAX_LAYERS - 1. */
 TW__PUBLIC int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *layer,
                                  unsigned *ret) TW__NOEXCEPT;
+/* Adds recovery as a layer, pure (a large batch may check it on the loop's
+ * worker thread), and takes over its notify callback to keep it marked
+ * dirty, until tw_conn_free.  recovery must outlive the connection. */
+TW__PUBLIC int tw_conn_add_recovery(tw_conn *conn, tw_recovery *recovery,
+                                    unsigned *ret) TW__NOEXCEPT;
 /* Tells the connection that layer's deadline may have changed. */
 TW__PUBLIC int tw_conn_layer_dirty(tw_conn *conn, unsigned layer) TW__NOEXCEPT;
 /* The unified next wake-up: the earliest deadline over every armed kind

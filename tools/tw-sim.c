@@ -49,6 +49,7 @@ struct options {
     uint64_t interval;        /* between packets of an active connection */
     uint64_t active_mean;     /* how long a connection stays active */
     uint64_t idle_timeout;
+    uint64_t ramp;            /* connections open over this span */
     double migrate;           /* path migrations per active connection per second */
     double keepalive;         /* fraction of connections that send keep-alives */
     uint64_t seed;
@@ -188,11 +189,12 @@ static void network(uint32_t slot, uint64_t pn, uint64_t delay, tw_timer_cb *cb)
     S.k.net_timers++;
 }
 
-static void send_packet(uint32_t slot, uint64_t frames)
+static void send_packet(uint32_t slot, uint64_t frames, unsigned flags)
 {
     struct conn *c = &S.conns[slot];
     uint64_t pn = c->pn++;
-    int r = tw_recovery_on_sent(c->r, TW_PN_APPLICATION, pn, now(), 1200, 1, frames);
+    int r = tw_recovery_on_sent(c->r, TW_PN_APPLICATION, pn, now(), 1200,
+                                TW_RECOVERY_ACK_ELICITING | flags, frames);
     if (r < 0) {
         fail("tw_recovery_on_sent", r);
         return;
@@ -212,7 +214,7 @@ static void retransmit_lost(uint32_t slot)
     while ((n = tw_conn_take_frames(c->c, S.frames_buf, 64)) > 0) {
         for (size_t i = 0; i < n; i++) {
             S.k.retransmits++;
-            send_packet(slot, S.frames_buf[i]);
+            send_packet(slot, S.frames_buf[i], TW_RECOVERY_RETRANSMISSION);
         }
         if (n < 64)
             break;
@@ -247,7 +249,7 @@ static void open_conn(uint32_t slot)
     S.k.opened++;
     /* The handshake: an Initial out, the server's flight back. */
     tw_conn_arm_in(c->c, TW_CONN_CONNECT, 3 * SEC);
-    r = tw_recovery_on_sent(c->r, TW_PN_INITIAL, 0, now(), 1200, 1, 0);
+    r = tw_recovery_on_sent(c->r, TW_PN_INITIAL, 0, now(), 1200, TW_RECOVERY_ACK_ELICITING, 0);
     if (r < 0)
         fail("tw_recovery_on_sent", r);
     network(slot, 0, S.o.rtt, on_handshake);
@@ -282,7 +284,7 @@ static void on_handshake(tw_timer t, uint64_t deadline, void *userdata)
     struct conn *c = unpack(userdata, &slot, &pn);
     if (!c || c->state != ST_CONNECTING)
         return;
-    tw_ack_range range = {0, 0};
+    tw_ack_range range = {pn, pn};
     int r = tw_recovery_on_ack(c->r, TW_PN_INITIAL, &range, 1, 0, now());
     if (r < 0) {
         fail("tw_recovery_on_ack", r);
@@ -293,6 +295,7 @@ static void on_handshake(tw_timer t, uint64_t deadline, void *userdata)
     tw_recovery_set_handshake_confirmed(c->r);
     tw_conn_disarm(c->c, TW_CONN_CONNECT);
     c->state = ST_OPEN;
+    c->pn = 0;
     S.k.handshakes++;
     tw_conn_touch(c->c);
     start_sending(slot);
@@ -314,6 +317,9 @@ static void on_ack(tw_timer t, uint64_t deadline, void *userdata)
     }
     S.k.acks++;
     tw_conn_touch(c->c);
+    /* The acknowledged frames are done with: nothing to free here. */
+    while (tw_recovery_take_retired(c->r, S.frames_buf, 64) == 64)
+        ;
     /* Acknowledging later packets may declare earlier ones lost. */
     retransmit_lost(slot);
 }
@@ -347,9 +353,13 @@ static void on_path_response(tw_timer t, uint64_t deadline, void *userdata)
 static void migrate(uint32_t slot)
 {
     struct conn *c = &S.conns[slot];
+    tw_rtt rtt;
+    rtt.struct_size = sizeof(rtt);
+    tw_recovery_rtt(c->r, &rtt);
     c->path_pending = 1;
     S.k.paths++;
-    tw_conn_arm_in(c->c, TW_CONN_PATH_VALIDATION, tw_path_validation_timeout_ns(c->r));
+    tw_conn_arm_in(c->c, TW_CONN_PATH_VALIDATION,
+                   tw_path_validation_timeout_ns(rtt.pto_ns, rtt.pto_initial_ns));
     network(slot, 0, S.o.rtt, on_path_response);
 }
 
@@ -374,10 +384,21 @@ static void on_conn(const tw_conn_event *ev, void *userdata)
         /* Idle: drain for three PTOs, then close (RFC 9000 10.2). */
         S.k.idle_closes++;
         tw_rtt rtt;
+        rtt.struct_size = sizeof(rtt);
         tw_recovery_rtt(c->r, &rtt);
         c->state = ST_CLOSING;
         tw_conn_disarm_all(c->c);
         tw_conn_arm_in(c->c, TW_CONN_CLOSE, 3 * rtt.pto_ns);
+        return;
+    }
+    if (c->state == ST_CONNECTING && ev->events[1]) {
+        /* The Initial was lost: probe with a fresh one. */
+        int r = tw_recovery_on_sent(c->r, TW_PN_INITIAL, ++c->pn, now(), 1200,
+                                    TW_RECOVERY_ACK_ELICITING | TW_RECOVERY_RETRANSMISSION, 0);
+        if (r < 0)
+            fail("tw_recovery_on_sent", r);
+        S.k.retransmits++;
+        network(slot, c->pn, S.o.rtt, on_handshake);
         return;
     }
     if (c->state != ST_OPEN)
@@ -397,12 +418,12 @@ static void on_conn(const tw_conn_event *ev, void *userdata)
         S.k.acks_delayed++;
     if (kinds & TW_CONN_BIT(TW_CONN_KEEPALIVE)) {
         S.k.keepalives++;
-        send_packet(slot, UINT64_MAX);
+        send_packet(slot, 0, 0);
         tw_conn_arm_in(c->c, TW_CONN_KEEPALIVE, S.o.idle_timeout / 2);
     }
     if (kinds & TW_CONN_BIT(TW_CONN_PACING)) {
         if (now() < c->quiet_at) {
-            send_packet(slot, c->pn);
+            send_packet(slot, c->pn + 1, 0);
             tw_conn_arm_in(c->c, TW_CONN_PACING, around(S.o.interval, S.o.interval / 2));
             if (S.o.migrate > 0 && !c->path_pending &&
                 rnd01() < S.o.migrate * (double)S.o.interval / (double)SEC)
@@ -417,6 +438,20 @@ static uint64_t fake_clock(void *userdata)
 {
     (void)userdata;
     return S.fake;
+}
+
+/* Opens the population over the ramp, a slice per step, as a server's
+ * connections arrive over time rather than in one instant. */
+static uint32_t g_opened_slots;
+
+static void on_ramp(tw_timer t, uint64_t deadline, void *userdata)
+{
+    (void)userdata;
+    uint32_t slice = S.o.conns / 100 ? S.o.conns / 100 : 1;
+    for (uint32_t i = 0; i < slice && g_opened_slots < S.o.conns && !S.failed; i++)
+        open_conn(g_opened_slots++);
+    if (g_opened_slots < S.o.conns)
+        tw_loop_reschedule(S.loop, t, deadline + S.o.ramp / 100);
 }
 
 static void on_stop(tw_timer t, uint64_t deadline, void *userdata)
@@ -531,9 +566,8 @@ static int run(void)
     }
     uint64_t wall0 = mono_ns(), cpu0 = cpu_ns();
     S.start_loop_ns = now();
-    for (uint32_t i = 0; i < S.o.conns && !S.failed; i++)
-        open_conn(i);
     tw_timer t;
+    tw_loop_schedule(S.loop, now(), on_ramp, NULL, &t);
     double covered;
     if (S.o.sim_seconds > 0) {
         uint64_t end = S.fake + (uint64_t)(S.o.sim_seconds * 1e9);
@@ -580,9 +614,10 @@ static void usage(FILE *f)
             "  --rtt MS             round-trip time (default 50)\n"
             "  --jitter MS          +- on every network delay (default 10)\n"
             "  --loss P             packet loss probability (default 0.01)\n"
-            "  --interval MS        between packets of an active connection (default 250)\n"
-            "  --active MS          mean time a connection stays active (default 1500)\n"
+            "  --interval MS        between packets of an active connection (default 1000)\n"
+            "  --active MS          mean time a connection stays active (default 3000)\n"
             "  --idle-timeout MS    (default 1000)\n"
+            "  --ramp MS            open the connections over this span (default 1000)\n"
             "  --migrate R          path migrations per active connection per second (0.05)\n"
             "  --keepalive F        fraction of connections sending keep-alives (0.1)\n"
             "  --seed N             (default 1)\n"
@@ -611,14 +646,14 @@ int main(int argc, char **argv)
 {
     S.o = (struct options){
         .conns = 100000, .seconds = 3, .rtt = 50 * MS, .jitter = 10 * MS, .loss = 0.01,
-        .interval = 250 * MS, .active_mean = 1500 * MS, .idle_timeout = 1000 * MS,
+        .interval = 1000 * MS, .active_mean = 3000 * MS, .idle_timeout = 1000 * MS, .ramp = 1000 * MS,
         .migrate = 0.05, .keepalive = 0.1, .seed = 1, .progress = isatty(2),
     };
     static const struct option longs[] = {
         {"conns", 1, 0, 'n'},     {"seconds", 1, 0, 's'},  {"sim-seconds", 1, 0, 'S'},
         {"rtt", 1, 0, 'r'},       {"jitter", 1, 0, 'j'},   {"loss", 1, 0, 'l'},
         {"interval", 1, 0, 'i'},  {"active", 1, 0, 'a'},   {"idle-timeout", 1, 0, 'I'},
-        {"migrate", 1, 0, 'm'},   {"keepalive", 1, 0, 'k'}, {"seed", 1, 0, 'x'},
+        {"ramp", 1, 0, 'R'},      {"migrate", 1, 0, 'm'},   {"keepalive", 1, 0, 'k'}, {"seed", 1, 0, 'x'},
         {"json", 0, 0, 'J'},      {"no-progress", 0, 0, 'P'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -636,6 +671,7 @@ int main(int argc, char **argv)
         case 'i': bad = number("--interval", optarg, 0.01, 3600000, &v); S.o.interval = (uint64_t)(v * 1e6); break;
         case 'a': bad = number("--active", optarg, 0, 1e9, &v); S.o.active_mean = (uint64_t)(v * 1e6); break;
         case 'I': bad = number("--idle-timeout", optarg, 1, 1e9, &v); S.o.idle_timeout = (uint64_t)(v * 1e6); break;
+        case 'R': bad = number("--ramp", optarg, 0, 1e9, &v); S.o.ramp = (uint64_t)(v * 1e6); break;
         case 'm': bad = number("--migrate", optarg, 0, 1000, &v); S.o.migrate = v; break;
         case 'k': bad = number("--keepalive", optarg, 0, 1, &v); S.o.keepalive = v; break;
         case 'x': bad = number("--seed", optarg, 0, 1e18, &v); S.o.seed = (uint64_t)v; break;

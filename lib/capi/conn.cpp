@@ -32,7 +32,43 @@ const Conn *live(const tw_conn *conn)
     return c && c->live ? c : nullptr;
 }
 
+uint64_t recovery_next(const void *layer) noexcept
+{
+    uint64_t at;
+    return tw_recovery_next_deadline(static_cast<const tw_recovery *>(layer), &at) == 0
+               ? at
+               : TW_NEVER;
+}
+
+uint32_t recovery_check(void *layer, uint64_t now_ns) noexcept
+{
+    uint32_t events = 0;
+    tw_recovery_check(static_cast<tw_recovery *>(layer), now_ns, &events);
+    return events;
+}
+
+size_t recovery_frames(void *layer, uint64_t *frames, size_t cap) noexcept
+{
+    return tw_recovery_take_frames(static_cast<tw_recovery *>(layer), frames, cap);
+}
+
+/* The recovery moved its deadline: mark its layer dirty. */
+void recovery_moved(tw_recovery *recovery, void *userdata) noexcept
+{
+    Conn *c = static_cast<Conn *>(userdata);
+    for (unsigned l = 0; l < c->nlayers; l++)
+        if (c->layers[l].obj == recovery) {
+            c->layer_dirty(l);
+            return;
+        }
+}
+
 } // namespace
+
+namespace tw {
+const tw_layer_ops kRecoveryLayer = {sizeof(tw_layer_ops), "recovery", recovery_next,
+                                     recovery_check, recovery_frames, TW_LAYER_PURE};
+}
 
 extern "C" {
 
@@ -161,6 +197,20 @@ int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *layer, unsig
     }
     *ret = l + 1;
     return 0;
+}
+
+int tw_conn_add_recovery(tw_conn *conn, tw_recovery *recovery, unsigned *ret) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || !recovery || !ret)
+        return TW_EINVAL;
+    for (unsigned l = 0; l < c->nlayers; l++)
+        if (c->layers[l].obj == recovery)
+            return TW_EINVAL;
+    int r = tw_conn_add_layer(conn, &tw::kRecoveryLayer, recovery, ret);
+    if (r == 0)
+        tw_recovery_set_notify(recovery, recovery_moved, c);
+    return r;
 }
 
 int tw_conn_layer_dirty(tw_conn *conn, unsigned layer) noexcept

@@ -138,8 +138,13 @@ bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
         bool pure = y.ops->flags & TW_LAYER_PURE;
         if (pure == impure || y.deadline > now)
             continue;
-        uint32_t got = y.ops->check(y.obj, now);
-        y.deadline = y.ops->next_deadline(y.obj);
+        /* A check may run one timeout of several due at once (recovery's
+         * spaces): repeat while the layer is still due, a few times. */
+        uint32_t got = 0;
+        for (int round = 0; round < 4 && y.deadline <= now; round++) {
+            got |= y.ops->check(y.obj, now);
+            y.deadline = y.ops->next_deadline(y.obj);
+        }
         next_valid = false;
         ev[l + 1] |= got;
         any = any || got;
@@ -221,6 +226,10 @@ void ConnSet::destroy(Conn *c)
     }
     if (c->queued)
         dropped_++;
+    for (unsigned l = 0; l < c->nlayers; l++)
+        if (c->layers[l].ops == &kRecoveryLayer)
+            tw_recovery_set_notify(static_cast<tw_recovery *>(c->layers[l].obj), nullptr,
+                                   nullptr);
     /* Batch and queue entries name the old generation: they are skipped. */
     c->gen++;
     c->live = false;

@@ -43,6 +43,9 @@ namespace tw {
 
 class ConnSet;
 
+/* The built-in layer over a tw_recovery. */
+extern const tw_layer_ops kRecoveryLayer;
+
 struct Layer {
     const tw_layer_ops *ops;
     void *obj;

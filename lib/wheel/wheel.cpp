@@ -30,6 +30,7 @@ void Divider::init(uint64_t d)
 Wheel::~Wheel()
 {
     std::free(round_);
+    std::free(scratch_);
     std::free(cbs_);
     std::free(cb_hash_);
 }
@@ -590,8 +591,66 @@ gathered:
     if (!prefix && lists_[kDue].head != kNil) {
         due_in_order_ = rest_in_order;
         due_last_ = rest_last;
+        if (!rest_in_order)
+            sort_due();
     }
     return n;
+}
+
+/* Puts the due list in deadline order (equal deadlines keep list order) and
+ * packs its blocks.  A gather that leaves timers not yet due behind, out of
+ * order, calls it: without it, every advance inside the current tick would
+ * rescan them all, and a loop woken at each exact deadline would pay the
+ * square of the tick's population. */
+void Wheel::sort_due()
+{
+    uint32_t n = 0;
+    for (uint32_t b = lists_[kDue].head; b != kNil; b = blocks_[b].next) {
+        const Block &blk = blocks_[b];
+        for (unsigned k = 0; k < blk.fill; k++) {
+            uint32_t i = blk.idx[k];
+            if (i == kNil)
+                continue;
+            if (n == scratch_cap_) {
+                uint32_t cap = scratch_cap_ ? scratch_cap_ * 2 : 256;
+                auto *p = static_cast<Due *>(std::realloc(scratch_, cap * sizeof(Due)));
+                if (!p)
+                    return;     /* stays unordered: correct, only slower */
+                scratch_ = p;
+                scratch_cap_ = cap;
+            }
+            scratch_[n] = Due{pool_.at(i).deadline, n, i};
+            n++;
+        }
+    }
+    std::sort(scratch_, scratch_ + n);
+    /* n fits in the blocks the list has: rewrite them front to back. */
+    uint32_t b = lists_[kDue].head;
+    unsigned k = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        if (k == Block::kCap) {
+            blocks_[b].fill = blocks_[b].live = uint16_t(k);
+            b = blocks_[b].next;
+            k = 0;
+        }
+        uint32_t i = scratch_[j].idx;
+        blocks_[b].idx[k] = i;
+        pool_.at(i).pos = b << 6 | k;
+        k++;
+    }
+    blocks_[b].fill = blocks_[b].live = uint16_t(k);
+    uint32_t spare = blocks_[b].next;
+    blocks_[b].next = kNil;
+    lists_[kDue].tail = b;
+    while (spare != kNil) {
+        uint32_t next = blocks_[spare].next;
+        blocks_.give(spare);
+        spare = next;
+    }
+    due_in_order_ = true;
+    due_last_ = scratch_[n - 1].deadline;
+    due_min_ = scratch_[0].deadline;
+    due_min_known_ = true;
 }
 
 /* Fires the due timers whose deadline is <= now_ns, in deadline order, at

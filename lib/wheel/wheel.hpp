@@ -172,6 +172,7 @@ private:
     bool cascade(uint64_t *work, uint64_t limit);
     void slot_to_due(unsigned slot);
     uint32_t gather_due(uint64_t now_ns, uint64_t limit);
+    void sort_due();
     uint64_t run_due(uint64_t now_ns, uint64_t budget);
 
     Pool pool_;
@@ -196,6 +197,8 @@ private:
      * budgeted advance may leave it pending until the next advance. */
     Due *round_ = nullptr;
     uint32_t round_cap_ = 0, round_n_ = 0, round_at_ = 0;
+    Due *scratch_ = nullptr;                /* sort_due's */
+    uint32_t scratch_cap_ = 0;
     uint64_t late_log2_[65] = {};           /* lateness: bucket b < 2^b ns */
     uint64_t late_max_ = 0;
 
