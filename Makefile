@@ -40,7 +40,7 @@ $(PORTBUILD)/build.ninja:
 	$(MESON) setup $(PORTBUILD) -Dc_args=-DSIMDE_NO_NATIVE -Dcpp_args=-DSIMDE_NO_NATIVE
 
 run: deps all
-	$(BUILD)/tools/tw-bench --quick
+	$(BUILD)/tools/tw-sim
 
 test: deps all $(SANBUILD)/build.ninja $(TSANBUILD)/build.ninja $(PORTBUILD)/build.ninja
 	ninja -C $(SANBUILD)
