@@ -2,9 +2,11 @@
  * Zero heap allocations in steady state.  This program interposes the
  * allocator (glibc's __libc_* entry points underneath) and counts every
  * call while a warm wheel schedules, cancels, reschedules and fires at a
- * steady population, one by one and in batches of up to 64, and while a
- * warm reliability layer sends and acks at a steady window, with losses
- * and probe timeouts.  Built only without sanitizers, which own malloc.
+ * steady population, one by one and in batches of up to 64; while a warm
+ * reliability layer sends and acks at a steady window, with losses and
+ * probe timeouts; and while connections on a loop driven by hand are
+ * armed, touched, fired (by callback and by queue) and re-armed.  Built
+ * only without sanitizers, which own malloc.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -227,11 +229,120 @@ static void test_recovery_steady_state_allocates_nothing(void **state)
     assert_true(CALLS >= 2);
 }
 
+/* Connections: half with a callback, half queued; whatever fires is
+ * re-armed, so every connection keeps a few kinds armed. */
+#define NC 1000
+
+static tw_conn *CONNS[NC];
+static tw_loop *LOOP;
+static uint64_t CNOW;
+static unsigned long CONN_EVENTS;
+
+static uint64_t conn_clock(void *userdata)
+{
+    (void)userdata;
+    return CNOW;
+}
+
+static uint64_t conn_delay(void)
+{
+    return MS + next_random() % (3000 * MS);
+}
+
+static void rearm_fired(const tw_conn_event *e)
+{
+    assert_true(e->events[0] != 0);
+    assert_true(e->now_ns <= CNOW);
+    CONN_EVENTS++;
+    for (unsigned k = 0; k < TW_CONN_KINDS; k++)
+        if (e->events[0] & TW_CONN_BIT(k))
+            assert_int_equal(tw_conn_arm_in(e->conn, k, conn_delay()), 0);
+}
+
+static void conn_fired(const tw_conn_event *e, void *userdata)
+{
+    assert_ptr_equal(userdata, LOOP);
+    rearm_fired(e);
+}
+
+static void conn_churn(unsigned long steps)
+{
+    tw_conn_event ev[16];
+    for (unsigned long s = 0; s < steps; s++) {
+        tw_conn *c = CONNS[next_random() % NC];
+        switch (s % 4) {
+        case 0:
+            assert_int_equal(tw_conn_touch(c), 0);
+            break;
+        case 1: {
+            /* Earlier or later than what is filed. */
+            unsigned k = 1 + (unsigned)(next_random() % (TW_CONN_KINDS - 1));
+            assert_int_equal(tw_conn_arm_in(c, k, conn_delay()), 0);
+            break;
+        }
+        case 2: {
+            int n;
+            while ((n = tw_conn_poll(LOOP, ev, 16)) > 0)
+                for (int i = 0; i < n; i++)
+                    rearm_fired(&ev[i]);
+            assert_int_equal(n, 0);
+            break;
+        }
+        default:
+            CNOW += MS / 4;
+            assert_true(tw_loop_process(LOOP) >= 0);
+            break;
+        }
+    }
+}
+
+static void test_connections_allocate_nothing(void **state)
+{
+    (void)state;
+    tw_loop_config config;
+    tw_loop_config_init(&config);
+    config.clock = conn_clock;
+    CNOW = 1000 * 1000 * MS;
+    assert_int_equal(tw_loop_new(NULL, &config, &LOOP), 0);
+    for (size_t i = 0; i < NC; i++) {
+        assert_int_equal(tw_conn_new(LOOP, (uint32_t)i, i % 2 ? conn_fired : NULL, LOOP,
+                                     &CONNS[i]), 0);
+        assert_int_equal(tw_conn_set_idle_timeout(CONNS[i], 2000 * MS), 0);
+        assert_int_equal(tw_conn_touch(CONNS[i]), 0);
+        assert_int_equal(tw_conn_arm_in(CONNS[i], TW_CONN_KEEPALIVE, conn_delay()), 0);
+    }
+    /* Warm: more than one turn of the 3 s delay range. */
+    conn_churn(200000);
+
+    tw_conn_stats before;
+    before.struct_size = sizeof(before);
+    assert_int_equal(tw_conn_stats_get(LOOP, &before), 0);
+    unsigned long events = CONN_EVENTS;
+    CALLS = 0;
+    COUNTING = 1;
+    conn_churn(100000);
+    COUNTING = 0;
+    assert_int_equal(CALLS, 0);
+    tw_conn_stats after;
+    after.struct_size = sizeof(after);
+    assert_int_equal(tw_conn_stats_get(LOOP, &after), 0);
+    /* The paths meant: events both ways, lazy arms, early wake-ups. */
+    assert_true(CONN_EVENTS > events + 1000);
+    assert_true(after.lazy_arms > before.lazy_arms + 1000);
+    assert_true(after.early_wakeups > before.early_wakeups);
+    assert_true(after.events > before.events);
+    assert_int_equal(after.live, NC);
+    for (size_t i = 0; i < NC; i++)
+        tw_conn_free(CONNS[i]);
+    tw_loop_free(LOOP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_steady_state_allocates_nothing),
         cmocka_unit_test(test_recovery_steady_state_allocates_nothing),
+        cmocka_unit_test(test_connections_allocate_nothing),
     };
     return cmocka_run_group_tests_name("alloc", tests, NULL, NULL);
 }

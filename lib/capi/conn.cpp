@@ -270,13 +270,16 @@ int tw_conn_poll(tw_loop *loop, tw_conn_event *events, size_t cap) noexcept
 
 int tw_conn_stats_get(const tw_loop *loop, tw_conn_stats *ret) noexcept
 {
-    if (!loop || !ret || ret->struct_size == 0)
+    /* As tw_loop_stats_get: room for at least the first counter. */
+    if (!loop || !ret || ret->struct_size < sizeof(size_t) + sizeof(uint64_t))
         return TW_EINVAL;
     ConnSet *set = set_of(loop);
     if (!set) {
+        /* No connection yet: zeros, written as the set would write them. */
         size_t n = ret->struct_size < sizeof(tw_conn_stats) ? ret->struct_size
                                                             : sizeof(tw_conn_stats);
         std::memset(reinterpret_cast<char *>(ret) + sizeof(size_t), 0, n - sizeof(size_t));
+        ret->struct_size = n;
         return 0;
     }
     set->stats(ret);

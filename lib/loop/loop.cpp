@@ -27,8 +27,9 @@ constexpr uint64_t kSuspendMinNs = 1000000;
 
 Loop::~Loop()
 {
-    delete ext_;
+    /* Cancelled functions may still use connections: free those after. */
     cancel_inbox();
+    delete ext_;
     if (timer_ev_)
         event_free(timer_ev_);
     if (wake_ev_)
