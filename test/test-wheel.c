@@ -590,6 +590,63 @@ static void test_arming_order_across_a_pending_cascade(void **state)
     tw_wheel_free(w);
 }
 
+/* Timers inside the current tick arrive out of order (armed late first);
+ * a loop then advances to each exact deadline in turn.  Every advance fires
+ * exactly the timers of its deadline, ties in arming order, with cancels
+ * and re-arms mixed in, and the wheel stays consistent. */
+static void test_exact_advances_inside_one_tick(void **state)
+{
+    (void)state;
+    const uint64_t t0 = 1000 * SEC;
+    tw_wheel *w = new_wheel(MS, t0);
+    /* Cascade them into the due list together: a level-0 slot one tick on. */
+    tw_timer t[300];
+    for (unsigned i = 0; i < 300; i++) {
+        uint64_t off = (299 - i) / 2 * 1000 + 100;    /* pairs share a deadline */
+        t[i] = arm(w, t0 + MS + off, i);
+    }
+    assert_int_equal(tw_wheel_cancel(w, t[10]), 0);
+    assert_int_equal(tw_wheel_advance(w, t0 + MS), 0);   /* the tick starts: nothing due */
+    assert_int_equal(tw_wheel_verify(w), 0);
+    size_t seen = 0;
+    for (unsigned step = 0; step < 150; step++) {
+        uint64_t at = t0 + MS + step * 1000 + 100;
+        uint64_t next;
+        assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+        assert_int_equal(next, at);
+        LOG.n = 0;
+        int fired = tw_wheel_advance(w, at);
+        /* Deadline step belongs to ids 299 - 2 step and 298 - 2 step. */
+        uintptr_t a = 298 - 2 * step, b = 299 - 2 * step;
+        unsigned expect = (a != 10) + (b != 10);
+        assert_int_equal(fired, expect);
+        assert_int_equal(LOG.n, expect);
+        size_t k = 0;
+        if (a != 10)
+            assert_int_equal(LOG.ids[k++], a);     /* armed first */
+        if (b != 10)
+            assert_int_equal(LOG.ids[k++], b);
+        for (size_t j = 0; j < LOG.n; j++)
+            assert_int_equal(LOG.deadlines[j], at);
+        seen += LOG.n;
+        if (step % 16 == 0)
+            assert_int_equal(tw_wheel_verify(w), 0);
+        if (step == 40) {
+            /* An out-of-order arrival after the list was put in order. */
+            arm(w, at + 1500, 1000);
+        }
+        if (step == 41) {
+            LOG.n = 0;
+            assert_int_equal(tw_wheel_advance(w, at + 500), 1);
+            assert_int_equal(LOG.ids[0], 1000);
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 300);
+    assert_int_equal(tw_wheel_next_deadline(w, &(uint64_t){0}), TW_ENOENT);
+    tw_wheel_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +671,7 @@ int main(void)
         cmocka_unit_test(test_cancel_batch),
         cmocka_unit_test(test_advance_budget),
         cmocka_unit_test(test_arming_order_across_a_pending_cascade),
+        cmocka_unit_test(test_exact_advances_inside_one_tick),
     };
     return cmocka_run_group_tests_name("wheel", tests, NULL, NULL);
 }

@@ -568,6 +568,7 @@ int Recovery::discard_space(unsigned space)
             retired_.push_back(p.frames);
     }
     s.sent.clear();
+    s.sent.release();   /* the space is done with: a connection keeps one ring */
     /* Handles queued for retransmission in this space will never be sent
      * again: those of lost packets retire too; probe copies just go, as
      * their packets were retired above.  The queue keeps its order. */

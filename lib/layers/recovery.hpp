@@ -51,6 +51,16 @@ public:
     const T &operator[](size_t i) const { return data_[(head_ + i) & (cap_ - 1)]; }
     T &front() { return (*this)[0]; }
 
+    /* Gives the memory back; only when empty. */
+    void release()
+    {
+        if (size_)
+            return;
+        std::free(data_);
+        data_ = nullptr;
+        cap_ = 0;
+        head_ = 0;
+    }
     /* Room for n elements; false when memory is short (nothing changed). */
     bool reserve(size_t n)
     {
