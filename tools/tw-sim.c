@@ -155,6 +155,13 @@ static struct conn *unpack(void *userdata, uint32_t *slot, uint64_t *pn)
     return c;
 }
 
+/* The connection a network event is for, if it is still in state. */
+static struct conn *target(void *userdata, int state, uint32_t *slot, uint64_t *pn)
+{
+    struct conn *c = unpack(userdata, slot, pn);
+    return c && c->state == state ? c : NULL;
+}
+
 static uint64_t now(void)
 {
     return tw_loop_now(S.loop);
@@ -281,8 +288,8 @@ static void on_handshake(tw_timer t, uint64_t deadline, void *userdata)
     (void)t, (void)deadline;
     uint32_t slot;
     uint64_t pn;
-    struct conn *c = unpack(userdata, &slot, &pn);
-    if (!c || c->state != ST_CONNECTING)
+    struct conn *c = target(userdata, ST_CONNECTING, &slot, &pn);
+    if (!c)
         return;
     tw_ack_range range = {pn, pn};
     int r = tw_recovery_on_ack(c->r, TW_PN_INITIAL, &range, 1, 0, now());
@@ -306,8 +313,8 @@ static void on_ack(tw_timer t, uint64_t deadline, void *userdata)
     (void)t, (void)deadline;
     uint32_t slot;
     uint64_t pn;
-    struct conn *c = unpack(userdata, &slot, &pn);
-    if (!c || c->state != ST_OPEN)
+    struct conn *c = target(userdata, ST_OPEN, &slot, &pn);
+    if (!c)
         return;
     tw_ack_range range = {pn, pn};
     int r = tw_recovery_on_ack(c->r, TW_PN_APPLICATION, &range, 1, 2 * MS, now());
@@ -329,8 +336,8 @@ static void on_peer_data(tw_timer t, uint64_t deadline, void *userdata)
     (void)t, (void)deadline;
     uint32_t slot;
     uint64_t pn;
-    struct conn *c = unpack(userdata, &slot, &pn);
-    if (!c || c->state != ST_OPEN)
+    struct conn *c = target(userdata, ST_OPEN, &slot, &pn);
+    if (!c)
         return;
     tw_conn_touch(c->c);
     if (!(tw_conn_armed(c->c) & TW_CONN_BIT(TW_CONN_ACK_DELAY)))
@@ -342,8 +349,8 @@ static void on_path_response(tw_timer t, uint64_t deadline, void *userdata)
     (void)t, (void)deadline;
     uint32_t slot;
     uint64_t pn;
-    struct conn *c = unpack(userdata, &slot, &pn);
-    if (!c || c->state != ST_OPEN || !c->path_pending)
+    struct conn *c = target(userdata, ST_OPEN, &slot, &pn);
+    if (!c || !c->path_pending)
         return;
     c->path_pending = 0;
     tw_conn_disarm(c->c, TW_CONN_PATH_VALIDATION);
