@@ -39,8 +39,8 @@ run: deps all
 
 test: deps all $(SANBUILD)/build.ninja $(TSANBUILD)/build.ninja
 	ninja -C $(SANBUILD)
-	ninja -C $(TSANBUILD) test/test-inbox test/test-loop
-	test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop
+	ninja -C $(TSANBUILD) test/test-inbox test/test-loop test/test-worker
+	test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop,worker
 
 bench: deps all
 	tools/bench.sh $(BUILD)/tools/tw-bench
