@@ -663,6 +663,27 @@ static void test_time_budget_off(void **state)
     finish();
 }
 
+/* Cheap callbacks: the chunk doubles from 64 to 1024, so the clock is read
+ * after 64, 192, 448, 960, 1984, 3008 and 4032 callbacks. */
+static void test_time_budget_chunks_grow(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.budget_callbacks = 0;
+    tw_loop *loop = start(base, &c);
+    TICK_PER_CALLBACK = 0;
+    BUDGET_NEXT = 0;
+    tw_timer t;
+    for (uintptr_t i = 0; i < 5000; i++)
+        assert_int_equal(tw_loop_schedule(loop, T0, costly, (void *)i, &t), 0);
+    uint64_t reads = CLOCK_READS;
+    assert_int_equal(tw_loop_process(loop), 5000);
+    assert_int_equal(CLOCK_READS, reads + 1 + 7);
+    assert_int_equal(stats_of(loop).budget_stops, 0);
+    finish();
+}
+
 /* A callback that overruns the whole budget: the chunk still ends. */
 static void test_time_budget_overrun(void **state)
 {
@@ -1501,6 +1522,7 @@ int main(void)
         cmocka_unit_test_teardown(test_time_and_callback_budgets, teardown),
         cmocka_unit_test_teardown(test_time_budget_off, teardown),
         cmocka_unit_test_teardown(test_time_budget_overrun, teardown),
+        cmocka_unit_test_teardown(test_time_budget_chunks_grow, teardown),
         cmocka_unit_test_teardown(test_slack_coalesces_turns, teardown),
         cmocka_unit_test_teardown(test_slack_event_and_reschedule, teardown),
         cmocka_unit_test_teardown(test_free_from_callback, teardown),
