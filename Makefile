@@ -44,9 +44,9 @@ run: deps all
 
 test: deps all $(SANBUILD)/build.ninja $(TSANBUILD)/build.ninja $(PORTBUILD)/build.ninja
 	ninja -C $(SANBUILD)
-	ninja -C $(TSANBUILD) test/test-inbox test/test-loop
+	ninja -C $(TSANBUILD) test/test-inbox test/test-loop test/test-worker test/test-conn
 	ninja -C $(PORTBUILD)
-	test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop $(PORTBUILD)
+	test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop,worker,conn $(PORTBUILD)
 
 bench: deps all
 	tools/bench.sh $(BUILD)/tools/tw-bench

@@ -127,6 +127,15 @@ TW__PUBLIC int tw_wheel_schedule(tw_wheel *wheel, uint64_t deadline_ns,
 TW__PUBLIC int tw_wheel_schedule_relative(tw_wheel *wheel, uint64_t delay_ns,
                                           tw_timer_cb *cb, void *userdata,
                                           tw_timer *ret) TW__NOEXCEPT;
+/* As tw_wheel_schedule, for a timer that may fire anywhere in [deadline_ns,
+ * deadline_ns + slack_ns], never before deadline_ns: it is filed at the
+ * roundest instant of that window, so timers with overlapping windows share
+ * a wake-up.  The slack (at most UINT32_MAX ns, about 4.29 s; more is taken
+ * as that) stays with the timer through tw_wheel_reschedule.  The callback
+ * and tw_wheel_deadline see the filed instant.  Slack 0 is exact. */
+TW__PUBLIC int tw_wheel_schedule_slack(tw_wheel *wheel, uint64_t deadline_ns, uint64_t slack_ns,
+                                       tw_timer_cb *cb, void *userdata,
+                                       tw_timer *ret) TW__NOEXCEPT;
 /* Arms n timers with one callback; userdata may be NULL (all NULL).  All or
  * nothing: on failure no timer is armed and ret is untouched. */
 TW__PUBLIC int tw_wheel_schedule_batch(tw_wheel *wheel, size_t n,
@@ -199,6 +208,11 @@ typedef struct tw_loop_config {
     void *clock_userdata;
     tw_log_fn *log;           /* NULL: silent */
     void *log_userdata;
+    uint32_t batch_threshold; /* items above which a batch's pure work is shared
+                                 with a worker thread; 0: the default, never
+                                 below 64; UINT32_MAX: never */
+    uint64_t budget_ns;       /* time per loop turn, checked every 64 callbacks;
+                                 0: no limit; default 500 us */
 } tw_loop_config;
 
 typedef struct tw_loop_stats {
@@ -219,6 +233,11 @@ typedef struct tw_loop_stats {
     uint64_t inbox_run;       /* commands carried out */
     uint64_t clock_backwards; /* clock readings clamped to the previous one */
     uint64_t suspend_ns;      /* total suspend time seen (CLOCK_BOOTTIME gap) */
+    uint64_t budget_time_stops; /* budget stops because budget_ns was spent */
+    uint64_t batches_direct;  /* batches run on the loop's thread alone */
+    uint64_t batches_handoff; /* batches shared with the worker thread */
+    uint64_t items_direct;
+    uint64_t items_handoff;
 } tw_loop_stats;
 
 TW__PUBLIC void tw_loop_config_init(tw_loop_config *config) TW__NOEXCEPT;
@@ -261,6 +280,10 @@ TW__PUBLIC int tw_loop_schedule_relative(tw_loop *loop, uint64_t delay_ns, tw_ti
  * brings the earliest deadline forward. */
 TW__PUBLIC int tw_loop_schedule_batch(tw_loop *loop, size_t n, const uint64_t *deadlines_ns,
                                       tw_timer_cb *cb, void *const *userdata,
+                                      tw_timer *ret) TW__NOEXCEPT;
+/* As tw_wheel_schedule_slack: fires in [deadline_ns, deadline_ns + slack_ns]. */
+TW__PUBLIC int tw_loop_schedule_slack(tw_loop *loop, uint64_t deadline_ns, uint64_t slack_ns,
+                                      tw_timer_cb *cb, void *userdata,
                                       tw_timer *ret) TW__NOEXCEPT;
 TW__PUBLIC int tw_loop_cancel(tw_loop *loop, tw_timer timer) TW__NOEXCEPT;
 TW__PUBLIC int tw_loop_reschedule(tw_loop *loop, tw_timer timer,

@@ -1492,6 +1492,88 @@ static void test_random_model(void **state)
         run(seed, 60000);
 }
 
+/* ---- a large batch shared with the worker ------------------------------ */
+
+#define HANDOFF_CONNS 600
+
+static uint32_t HANDOFF_BITS[HANDOFF_CONNS][2];
+
+static void handoff_record(const tw_conn_event *e, void *userdata)
+{
+    size_t i = (size_t)(uintptr_t)userdata;
+    assert_true(i < HANDOFF_CONNS);
+    HANDOFF_BITS[i][0] |= e->events[0];
+    HANDOFF_BITS[i][1] |= e->events[1];
+}
+
+/* 600 connections with a reliability layer each, all due in one turn: the
+ * pure phase is shared with the worker past the threshold, and every
+ * connection reports the same as on the direct path. */
+static void run_handoff(uint32_t threshold, uint64_t *handoffs)
+{
+    tw_loop_config c;
+    tw_loop_config_init(&c);
+    c.clock = fake_clock;
+    c.clock_userdata = &FAKE;
+    c.batch_threshold = threshold;
+    FAKE = T0;
+    assert_int_equal(tw_loop_new(NULL, &c, &LOOP), 0);
+    static tw_conn *conns[HANDOFF_CONNS];
+    static tw_recovery *recs[HANDOFF_CONNS];
+    memset(HANDOFF_BITS, 0, sizeof(HANDOFF_BITS));
+    for (size_t i = 0; i < HANDOFF_CONNS; i++) {
+        conns[i] = conn_new((uint32_t)i, handoff_record, (void *)(uintptr_t)i);
+        tw_recovery_config rc;
+        tw_recovery_config_init(&rc);
+        rc.is_server = 1;
+        assert_int_equal(tw_recovery_new(&rc, &recs[i]), 0);
+        assert_int_equal(tw_recovery_set_handshake_confirmed(recs[i]), 0);
+        unsigned layer;
+        assert_int_equal(tw_conn_add_recovery(conns[i], recs[i], &layer), 0);
+        assert_int_equal(layer, 1);
+        assert_int_equal(tw_recovery_on_sent(recs[i], TW_PN_APPLICATION, 0, T0, 1200,
+                                             TW_RECOVERY_ACK_ELICITING, i + 1), 0);
+        /* Half of them have an idle timeout due in the same turn. */
+        if (i % 2)
+            assert_int_equal(tw_conn_arm(conns[i], TW_CONN_IDLE, T0 + 100 * MS), 0);
+    }
+    uint64_t pto;
+    assert_int_equal(tw_conn_next_deadline(conns[0], &pto), 0);
+    assert_true(pto > T0 + 100 * MS);
+    turn_at(pto);
+    for (size_t i = 0; i < HANDOFF_CONNS; i++) {
+        assert_int_equal(HANDOFF_BITS[i][0], i % 2 ? BIT(TW_CONN_IDLE) : 0);
+        assert_true(HANDOFF_BITS[i][1] & TW_RECOVERY_PTO);
+        uint64_t f[4];
+        /* The probe hands the packet's frames back. */
+        assert_int_equal(tw_conn_take_frames(conns[i], f, 4), 1);
+        assert_int_equal(f[0], i + 1);
+    }
+    tw_conn_stats s = stats();
+    assert_int_equal(s.events, HANDOFF_CONNS);
+    *handoffs = s.batches_handoff;
+    tw_loop_stats ls;
+    ls.struct_size = sizeof(ls);
+    assert_int_equal(tw_loop_stats_get(LOOP, &ls), 0);
+    assert_int_equal(ls.batches_handoff, s.batches_handoff);
+    for (size_t i = 0; i < HANDOFF_CONNS; i++) {
+        tw_conn_free(conns[i]);
+        tw_recovery_free(recs[i]);
+    }
+    tw_loop_free(LOOP);
+    LOOP = NULL;
+}
+
+static void test_batch_handoff(void **state)
+{
+    (void)state;
+    uint64_t handoffs;
+    run_handoff(UINT32_MAX, &handoffs);
+    assert_int_equal(handoffs, 0);
+    run_handoff(64, &handoffs);
+    assert_int_equal(handoffs, 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -1515,6 +1597,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_bad_input, teardown),
         cmocka_unit_test_teardown(test_stats_struct_size, teardown),
         cmocka_unit_test_teardown(test_random_model, teardown),
+        cmocka_unit_test_teardown(test_batch_handoff, teardown),
     };
     return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
 }

@@ -177,6 +177,8 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.max_timers, 0);
     assert_int_equal(c.inbox_capacity, 4096);
     assert_int_equal(c.budget_callbacks, 5000);
+    assert_int_equal(c.budget_ns, 500 * UINT64_C(1000));
+    assert_int_equal(c.batch_threshold, 0);
     assert_null(c.clock);
     assert_null(c.clock_userdata);
     assert_null(c.log);
@@ -564,6 +566,234 @@ static void test_budget_resumes_through_base(void **state)
         run = BUDGET_TURN[i] == BUDGET_TURN[i - 1] ? run + 1 : 1;
         assert_true(run <= 1000);
     }
+    finish();
+}
+
+
+/* The time budget: each callback costs 10 us of fake time. */
+static uint64_t TICK_PER_CALLBACK;
+
+static void costly(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    in_order(timer, deadline_ns, userdata);
+    FAKE += TICK_PER_CALLBACK;
+}
+
+static void test_time_budget(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.budget_callbacks = 0;
+    c.budget_ns = 1 * MS;
+    tw_loop *loop = start(base, &c);
+    TICK_PER_CALLBACK = 10 * 1000;
+    BUDGET_NEXT = 0;
+    tw_timer t;
+    for (uintptr_t i = 0; i < 1000; i++)
+        assert_int_equal(tw_loop_schedule(loop, T0 + 7 * MS, costly, (void *)i, &t), 0);
+    FAKE = T0 + 7 * MS;
+    /* The clock is read every 64 callbacks: 640 us, then 1280 us >= 1 ms. */
+    for (uint64_t turn = 1; turn <= 7; turn++) {
+        uint64_t reads = CLOCK_READS;
+        assert_int_equal(tw_loop_process(loop), 128);
+        assert_int_equal(BUDGET_NEXT, 128 * turn);
+        assert_int_equal(CLOCK_READS, reads + 3);     /* turn start, two checks */
+        assert_true(next_of(loop) <= tw_loop_now(loop));
+        tw_loop_stats s = stats_of(loop);
+        assert_int_equal(s.budget_time_stops, turn);
+        assert_int_equal(s.budget_stops, turn);
+    }
+    /* The rest, in order, and nothing lost. */
+    assert_int_equal(tw_loop_process(loop), 1000 - 7 * 128);
+    assert_int_equal(BUDGET_NEXT, 1000);
+    uint64_t next;
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.fired, 1000);
+    assert_int_equal(s.budget_time_stops, 7);
+    assert_int_equal(s.budget_stops, 7);
+    finish();
+}
+
+static void test_time_and_callback_budgets(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.budget_callbacks = 100;           /* chunks of 64, then 36 */
+    c.budget_ns = 10 * MS;
+    tw_loop *loop = start(base, &c);
+    TICK_PER_CALLBACK = 1000;
+    BUDGET_NEXT = 0;
+    tw_timer t;
+    for (uintptr_t i = 0; i < 1000; i++)
+        assert_int_equal(tw_loop_schedule(loop, T0 + 2, costly, (void *)i, &t), 0);
+    FAKE = T0 + 2;
+    size_t fired = 0;
+    for (int turn = 0; turn < 10; turn++) {
+        int n = tw_loop_process(loop);
+        assert_int_equal(n, 100);       /* the callback budget stops first */
+        fired += (size_t)n;
+    }
+    assert_int_equal(fired, 1000);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.budget_time_stops, 0);
+    assert_int_equal(s.budget_stops, 9);
+    finish();
+}
+
+static void test_time_budget_off(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.budget_callbacks = 0;
+    c.budget_ns = 0;
+    tw_loop *loop = start(base, &c);
+    TICK_PER_CALLBACK = SEC;
+    BUDGET_NEXT = 0;
+    tw_timer t;
+    for (uintptr_t i = 0; i < 1000; i++)
+        assert_int_equal(tw_loop_schedule(loop, T0, costly, (void *)i, &t), 0);
+    uint64_t reads = CLOCK_READS;
+    assert_int_equal(tw_loop_process(loop), 1000);
+    assert_int_equal(CLOCK_READS, reads + 1);
+    assert_int_equal(stats_of(loop).budget_stops, 0);
+    finish();
+}
+
+/* Cheap callbacks: the chunk doubles from 64 to 1024, so the clock is read
+ * after 64, 192, 448, 960, 1984, 3008 and 4032 callbacks. */
+static void test_time_budget_chunks_grow(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    c.budget_callbacks = 0;
+    tw_loop *loop = start(base, &c);
+    TICK_PER_CALLBACK = 0;
+    BUDGET_NEXT = 0;
+    tw_timer t;
+    for (uintptr_t i = 0; i < 5000; i++)
+        assert_int_equal(tw_loop_schedule(loop, T0, costly, (void *)i, &t), 0);
+    uint64_t reads = CLOCK_READS;
+    assert_int_equal(tw_loop_process(loop), 5000);
+    assert_int_equal(CLOCK_READS, reads + 1 + 7);
+    assert_int_equal(stats_of(loop).budget_stops, 0);
+    finish();
+}
+
+/* A callback that overruns the whole budget: the chunk still ends. */
+static void test_time_budget_overrun(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop_config c = fake_config();
+    tw_loop *loop = start(base, &c);
+    TICK_PER_CALLBACK = SEC;
+    BUDGET_NEXT = 0;
+    tw_timer t;
+    for (uintptr_t i = 0; i < 200; i++)
+        assert_int_equal(tw_loop_schedule(loop, T0, costly, (void *)i, &t), 0);
+    assert_int_equal(tw_loop_process(loop), 64);
+    assert_int_equal(tw_loop_process(loop), 64);
+    assert_int_equal(tw_loop_process(loop), 64);
+    assert_int_equal(tw_loop_process(loop), 8);
+    assert_int_equal(BUDGET_NEXT, 200);
+    assert_int_equal(stats_of(loop).budget_time_stops, 3);
+    finish();
+}
+
+/* Slack through the loop: never early, within the window, and timers
+ * with overlapping windows share turns. */
+static uint64_t SLACK_WANTED[4096];
+static uint64_t SLACK_NS;
+
+static void slack_fired(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    uint64_t now = tw_loop_now(LOG.loop);
+    uint64_t wanted = SLACK_WANTED[(uintptr_t)userdata];
+    assert_true(now >= wanted);
+    assert_true(deadline_ns >= wanted && deadline_ns <= wanted + SLACK_NS);
+    assert_int_equal(now, deadline_ns);     /* driven to each next deadline */
+}
+
+/* Turns a loop driven by hand to each next deadline needs to fire all. */
+static uint64_t turns_to_drain(tw_loop *loop)
+{
+    uint64_t next, turns = 0;
+    while (tw_loop_next_deadline(loop, &next) == 0) {
+        FAKE = next > FAKE ? next : FAKE;
+        assert_true(tw_loop_process(loop) > 0);
+        turns++;
+    }
+    return turns;
+}
+
+static uint64_t slack_run(uint64_t slack)
+{
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    SLACK_NS = slack;
+    tw_timer t;
+    /* 1000 timers every 100 us over 100 ms. */
+    for (uintptr_t i = 0; i < 1000; i++) {
+        SLACK_WANTED[i] = T0 + 1 + i * 100 * 1000;
+        assert_int_equal(tw_loop_schedule_slack(loop, SLACK_WANTED[i], slack, slack_fired,
+                                                (void *)i, &t), 0);
+    }
+    uint64_t turns = turns_to_drain(loop);
+    tw_loop_stats s = stats_of(loop);
+    assert_int_equal(s.fired, 1000);
+    assert_int_equal(LOG.n, 1000);
+    assert_int_equal(s.turns, turns);
+    finish();
+    return turns;
+}
+
+static void test_slack_coalesces_turns(void **state)
+{
+    (void)state;
+    assert_int_equal(slack_run(0), 1000);
+    /* A 1 ms window always holds a multiple of 2^19 ns: ~100 ms / 0.52 ms. */
+    uint64_t turns = slack_run(MS);
+    assert_true(turns <= 100 * MS / (UINT64_C(1) << 19) + 2);
+    assert_true(turns >= 100 * MS / (UINT64_C(1) << 20));
+    /* 10 ms of slack: fewer still. */
+    assert_true(slack_run(10 * MS) <= 100 * MS / (UINT64_C(1) << 22) + 2);
+}
+
+static void test_slack_event_and_reschedule(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    tw_timer a, b;
+    /* The event follows a slack timer's filed instant. */
+    assert_int_equal(tw_loop_schedule_slack(loop, T0 + 3 * MS, MS, record, (void *)1, &a), 0);
+    uint64_t f = next_of(loop);
+    assert_true(f >= T0 + 3 * MS && f <= T0 + 4 * MS);
+    assert_int_equal(stats_of(loop).rearms, 1);
+    /* The slack survives a reschedule through the loop. */
+    assert_int_equal(tw_loop_reschedule(loop, a, T0 + 9 * MS + 17), 0);
+    f = next_of(loop);
+    assert_true(f >= T0 + 9 * MS + 17 && f <= T0 + 10 * MS + 17 && f % (1 << 19) == 0);
+    /* Slack 0 is exact; bad input fails with the callback never run. */
+    assert_int_equal(tw_loop_schedule_slack(loop, T0 + 2 * MS + 3, 0, record, (void *)2, &b), 0);
+    assert_int_equal(next_of(loop), T0 + 2 * MS + 3);
+    b = 77;
+    assert_int_equal(tw_loop_schedule_slack(NULL, T0, 1, record, NULL, &b), TW_EINVAL);
+    assert_int_equal(b, 0);
+    b = 77;
+    assert_int_equal(tw_loop_schedule_slack(loop, T0, 1, NULL, NULL, &b), TW_EINVAL);
+    assert_int_equal(b, 0);
+    assert_int_equal(tw_loop_schedule_slack(loop, T0, 1, record, NULL, NULL), TW_EINVAL);
+    FAKE = T0 + 20 * MS;
+    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(LOG.ids[0], 2);
+    assert_int_equal(LOG.ids[1], 1);
     finish();
 }
 
@@ -1349,6 +1579,13 @@ int main(void)
         cmocka_unit_test_teardown(test_clock_backwards_clamped, teardown),
         cmocka_unit_test_teardown(test_budget, teardown),
         cmocka_unit_test_teardown(test_budget_resumes_through_base, teardown),
+        cmocka_unit_test_teardown(test_time_budget, teardown),
+        cmocka_unit_test_teardown(test_time_and_callback_budgets, teardown),
+        cmocka_unit_test_teardown(test_time_budget_off, teardown),
+        cmocka_unit_test_teardown(test_time_budget_overrun, teardown),
+        cmocka_unit_test_teardown(test_time_budget_chunks_grow, teardown),
+        cmocka_unit_test_teardown(test_slack_coalesces_turns, teardown),
+        cmocka_unit_test_teardown(test_slack_event_and_reschedule, teardown),
         cmocka_unit_test_teardown(test_free_from_callback, teardown),
         cmocka_unit_test_teardown(test_free_from_callback_during_run, teardown),
         cmocka_unit_test_teardown(test_free_from_posted_function, teardown),

@@ -647,6 +647,161 @@ static void test_exact_advances_inside_one_tick(void **state)
     tw_wheel_free(w);
 }
 
+/* Slack: the filed instant lies in [deadline, deadline + slack], is the
+ * deadline itself for slack 0, and the timer never fires before it. */
+static uint64_t filed_of(const tw_wheel *w, tw_timer t)
+{
+    uint64_t d = 0;
+    assert_int_equal(tw_wheel_deadline(w, t, &d), 0);
+    return d;
+}
+
+static void test_slack_window(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_MIN_NS, SEC);
+    uint64_t x = 12345;
+    for (uintptr_t i = 0; i < 2000; i++) {
+        x = x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+        uint64_t d = SEC + 1 + (x >> 40);                  /* up to ~16.7 ms ahead */
+        uint64_t slack = i % 4 == 0 ? 0 : (x >> 20) % (i % 3 == 0 ? 1000 : 5 * MS);
+        tw_timer t = 0;
+        assert_int_equal(tw_wheel_schedule_slack(w, d, slack, record, (void *)i, &t), 0);
+        uint64_t f = filed_of(w, t);
+        assert_true(f >= d && f <= d + slack);
+        if (slack == 0)
+            assert_int_equal(f, d);
+        /* The roundest instant: no multiple of a larger power of 2 fits. */
+        if (f != d) {
+            unsigned tz = (unsigned)__builtin_ctzll(f);
+            uint64_t step = UINT64_C(1) << (tz + 1);
+            uint64_t above = (d + step - 1) / step * step;
+            assert_true(above > d + slack);
+        }
+    }
+    assert_int_equal(tw_wheel_verify(w), 0);
+    /* Fired in order of the filed instants, never before them. */
+    for (uint64_t now = SEC; LOG.n < 2000; now += 997)
+        assert_true(tw_wheel_advance(w, now) >= 0);
+    for (size_t i = 0; i < LOG.n; i++) {
+        assert_true(LOG.deadlines[i] <= LOG.now[i]);
+        assert_true(LOG.now[i] - LOG.deadlines[i] < 997);
+    }
+    tw_wheel_free(w);
+}
+
+static void test_slack_coalesces(void **state)
+{
+    (void)state;
+    /* 1000 deadlines 1 us apart, 1 ms of slack: a handful of instants. */
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, SEC);
+    tw_timer t;
+    uint64_t distinct[1000];
+    size_t n = 0;
+    for (uintptr_t i = 0; i < 1000; i++) {
+        uint64_t d = 3 * SEC + 123457 + i * 1000;
+        assert_int_equal(tw_wheel_schedule_slack(w, d, MS, record, (void *)i, &t), 0);
+        uint64_t f = filed_of(w, t);
+        size_t k = 0;
+        while (k < n && distinct[k] != f)
+            k++;
+        if (k == n)
+            distinct[n++] = f;
+    }
+    /* Each 1 ms window holds a multiple of 2^19 ns; 2 ms hold at most 4. */
+    assert_true(n >= 1 && n <= 4);
+    /* Without slack, each its own instant. */
+    assert_int_equal(tw_wheel_schedule_slack(w, 4 * SEC + 1, 0, record, NULL, &t), 0);
+    assert_int_equal(filed_of(w, t), 4 * SEC + 1);
+    tw_wheel_free(w);
+}
+
+static void test_slack_kept_by_reschedule(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, SEC);
+    tw_timer t, plain;
+    assert_int_equal(tw_wheel_schedule_slack(w, 2 * SEC + 7, MS, record, (void *)1, &t), 0);
+    uint64_t d2 = 5 * SEC + 333333;
+    assert_int_equal(tw_wheel_reschedule(w, t, d2), 0);
+    uint64_t f = filed_of(w, t);
+    assert_true(f > d2 && f <= d2 + MS);
+    assert_true(__builtin_ctzll(f) >= 19);
+    /* A freed slack entry reused by a plain schedule is exact again. */
+    assert_int_equal(tw_wheel_cancel(w, t), 0);
+    plain = arm(w, 6 * SEC + 3, 2);
+    assert_int_equal((uint32_t)plain, (uint32_t)t);
+    assert_int_equal(tw_wheel_reschedule(w, plain, 7 * SEC + 5), 0);
+    assert_int_equal(filed_of(w, plain), 7 * SEC + 5);
+    /* Already due: filed at the deadline, fires at the next advance. */
+    assert_int_equal(tw_wheel_schedule_slack(w, SEC - 5, MS, record, (void *)3, &t), 0);
+    assert_int_equal(filed_of(w, t), SEC - 5);
+    assert_int_equal(tw_wheel_advance(w, SEC), 1);
+    assert_int_equal(LOG.ids[0], 3);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static void test_slack_edges(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t;
+    uint64_t next;
+    /* Deadline 0 at time 0: due now, nothing to round. */
+    assert_int_equal(tw_wheel_schedule_slack(w, 0, SEC, record, (void *)1, &t), 0);
+    assert_int_equal(filed_of(w, t), 0);
+    assert_int_equal(tw_wheel_advance(w, 0), 1);
+    /* TW_NEVER stays never, whatever the slack. */
+    assert_int_equal(tw_wheel_schedule_slack(w, TW_NEVER, MS, record, (void *)2, &t), 0);
+    assert_int_equal(filed_of(w, t), TW_NEVER);
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    assert_int_equal(tw_wheel_cancel(w, t), 0);
+    /* Near the top: the window ends at TW_NEVER - 1, never at never. */
+    assert_int_equal(tw_wheel_schedule_slack(w, TW_NEVER - 1, MS, record, (void *)3, &t), 0);
+    assert_int_equal(filed_of(w, t), TW_NEVER - 1);
+    assert_int_equal(tw_wheel_cancel(w, t), 0);
+    assert_int_equal(tw_wheel_schedule_slack(w, TW_NEVER - 10, 100, record, (void *)4, &t), 0);
+    uint64_t f = filed_of(w, t);
+    assert_true(f >= TW_NEVER - 10 && f <= TW_NEVER - 1);
+    assert_int_equal(tw_wheel_cancel(w, t), 0);
+    /* A slack past 32 bits is taken as UINT32_MAX ns. */
+    assert_int_equal(tw_wheel_schedule_slack(w, SEC + 1, UINT64_MAX, record, (void *)5, &t), 0);
+    f = filed_of(w, t);
+    assert_true(f >= SEC + 1 && f <= SEC + 1 + UINT32_MAX);
+    assert_int_equal(tw_wheel_reschedule(w, t, 3 * SEC + 1), 0);
+    f = filed_of(w, t);
+    assert_true(f >= 3 * SEC + 1 && f <= 3 * SEC + 1 + UINT32_MAX);
+    assert_int_equal(tw_wheel_cancel(w, t), 0);
+    /* Never before the deadline across every power of two. */
+    for (unsigned b = 1; b < 63; b++) {
+        uint64_t d = (UINT64_C(1) << b) + 1;
+        assert_int_equal(tw_wheel_schedule_slack(w, d, (UINT64_C(1) << b) - 2, record, NULL,
+                                                 &t), 0);
+        f = filed_of(w, t);
+        assert_true(f >= d && f <= d + (UINT64_C(1) << b) - 2);
+        assert_int_equal(tw_wheel_cancel(w, t), 0);
+    }
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static void test_slack_bad_input(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t = 77;
+    assert_int_equal(tw_wheel_schedule_slack(NULL, 1, 1, record, NULL, &t), TW_EINVAL);
+    assert_int_equal(t, 0);
+    t = 77;
+    assert_int_equal(tw_wheel_schedule_slack(w, 1, 1, NULL, NULL, &t), TW_EINVAL);
+    assert_int_equal(t, 0);
+    assert_int_equal(tw_wheel_schedule_slack(w, 1, 1, record, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_wheel_advance(w, SEC), 0);
+    assert_int_equal(LOG.n, 0);
+    tw_wheel_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +827,11 @@ int main(void)
         cmocka_unit_test(test_advance_budget),
         cmocka_unit_test(test_arming_order_across_a_pending_cascade),
         cmocka_unit_test(test_exact_advances_inside_one_tick),
+        cmocka_unit_test(test_slack_window),
+        cmocka_unit_test(test_slack_coalesces),
+        cmocka_unit_test(test_slack_kept_by_reschedule),
+        cmocka_unit_test(test_slack_edges),
+        cmocka_unit_test(test_slack_bad_input),
     };
     return cmocka_run_group_tests_name("wheel", tests, NULL, NULL);
 }

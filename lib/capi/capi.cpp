@@ -117,6 +117,16 @@ int tw_wheel_schedule_relative(tw_wheel *wheel, uint64_t delay_ns, tw_timer_cb *
     return tw_wheel_schedule(wheel, deadline, cb, userdata, ret);
 }
 
+int tw_wheel_schedule_slack(tw_wheel *wheel, uint64_t deadline_ns, uint64_t slack_ns,
+                            tw_timer_cb *cb, void *userdata, tw_timer *ret) noexcept
+{
+    if (ret)
+        *ret = 0;
+    if (!wheel || !cb || !ret || wheel->core.free_requested())
+        return TW_EINVAL;
+    return wheel->core.schedule_slack(deadline_ns, slack_ns, cb, userdata, ret);
+}
+
 int tw_wheel_schedule_batch(tw_wheel *wheel, size_t n, const uint64_t *deadlines_ns,
                             tw_timer_cb *cb, void *const *userdata, tw_timer *ret) noexcept
 {

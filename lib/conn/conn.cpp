@@ -247,6 +247,10 @@ void ConnSet::on_timer(tw_timer, uint64_t, void *userdata)
     ConnSet *s = c->set;
     c->timer = 0;
     c->filed = TW_NEVER;
+    /* Re-filed due by a timer callback of this same advance: it is in the
+     * batch already, whose two phases will see what is due. */
+    if (c->busy)
+        return;
     if (s->batch_n_ == s->batch_cap_) {
         size_t cap = s->batch_cap_ ? s->batch_cap_ * 2 : 256;
         auto *p = static_cast<Fired *>(std::realloc(s->batch_, cap * sizeof(Fired)));

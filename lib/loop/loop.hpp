@@ -22,6 +22,7 @@
 #include <mutex>
 
 #include "loop/inbox.hpp"
+#include "loop/worker.hpp"
 #include "tickwheel.h"
 #include "wheel/wheel.hpp"
 
@@ -68,6 +69,23 @@ public:
     int cancel(tw_timer timer);
     int reschedule(tw_timer timer, uint64_t deadline);
 
+    int schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, void *userdata,
+                       tw_timer *ret);
+
+    /* Runs fn(ctx, begin, end) over [0, n), on the loop's thread, or split
+     * with the worker thread when n is above the batch threshold (and above
+     * kDirectMax); returns when all of it has run.  For the pure part of a
+     * batch (per-connection layer checks, grouping, slot computation): fn
+     * must touch nothing but what its indices own (no wheel, no loop, no
+     * user callback), and what it writes for an index is read by the
+     * caller after the return.  Not reentrant: from inside fn, or when the
+     * worker cannot be started, the batch runs directly.  Loop thread
+     * only; lib/conn's check of many fired connections calls it.  True
+     * when the worker took a share. */
+    bool parallel(size_t n, Worker::Fn fn, void *ctx);
+    static constexpr size_t kDirectMax = 64;
+    Worker &worker() { return worker_; }
+
     int post(const Command &command);
     int post_wait(const Command &command, uint64_t timeout_ns);
 
@@ -83,13 +101,6 @@ public:
         wheel_.request_free();
     }
     bool free_requested() const { return free_requested_; }
-    /* Runs fn over [0, n): pure work, split with the worker thread when n
-     * is over the batch threshold.  True when the worker took a share. */
-    bool parallel(size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx)
-    {
-        fn(ctx, 0, n);
-        return false;
-    }
     Extension *extension() const { return ext_; }
     void set_extension(Extension *ext) { ext_ = ext; }
     /* Reports every queued function as cancelled. */
@@ -99,6 +110,7 @@ private:
     static void on_timer(int fd, short what, void *arg);
     static void on_wake(int fd, short what, void *arg);
     uint64_t turn();
+    uint64_t dispatch(uint64_t started);
     uint64_t read_clock();
     void run_inbox();
     void drain_fd();
@@ -130,6 +142,11 @@ private:
     tw_log_fn *log_ = nullptr;
     void *log_userdata_ = nullptr;
     uint32_t budget_ = 0;
+    uint64_t budget_ns_ = 0;
+    uint64_t batch_threshold_ = 0;
+    Worker worker_;
+    bool in_parallel_ = false;
+    bool worker_warned_ = false;
 
     uint64_t now_ = 0;
     uint64_t armed_ = TW_NEVER;         /* the deadline the timer event is set for */
@@ -141,6 +158,8 @@ private:
 
     uint64_t turns_ = 0, wakeups_ = 0, rearms_ = 0, fired_ = 0, budget_stops_ = 0;
     uint64_t longest_turn_ = 0, clock_backwards_ = 0, inbox_run_ = 0, inbox_high_ = 0;
+    uint64_t budget_time_stops_ = 0;
+    uint64_t batches_direct_ = 0, batches_handoff_ = 0, items_direct_ = 0, items_handoff_ = 0;
     std::atomic<uint64_t> refused_{0};
 };
 

@@ -43,7 +43,9 @@ struct Entry {
                                position; free: next free entry */
     uint16_t cb;            /* index into the wheel's callback table */
     uint16_t state;
-    uint32_t unused;        /* keeps two entries to a cache line */
+    uint32_t slack;         /* ns the timer may fire after the deadline it was
+                               given, saturating at UINT32_MAX (~4.29 s); 0:
+                               exact.  Also keeps two entries to a line. */
 };
 static_assert(sizeof(Entry) == 32, "an entry must stay 32 bytes");
 

@@ -243,7 +243,7 @@ int Wheel::intern_callback(tw_timer_cb *cb)
     return int(idx);
 }
 
-uint32_t Wheel::arm(uint64_t deadline, uint16_t cb, void *userdata)
+uint32_t Wheel::arm(uint64_t deadline, uint16_t cb, void *userdata, uint32_t slack)
 {
     uint32_t i = pool_.alloc();
     if (!i)
@@ -252,6 +252,7 @@ uint32_t Wheel::arm(uint64_t deadline, uint16_t cb, void *userdata)
     e.deadline = deadline;
     e.userdata = userdata;
     e.cb = cb;
+    e.slack = slack;
     append(arm_list(deadline), i);
     scheduled_++;
     return i;
@@ -265,6 +266,34 @@ int Wheel::schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer
     if (blocks_.free_count() <= kBlockReserve && !blocks_.reserve(kBlockReserve + 1))
         return TW_ENOMEM;
     uint32_t i = arm(deadline, uint16_t(cbi), userdata);
+    if (!i)
+        return TW_ENOMEM;
+    *ret = handle(i, pool_.at(i));
+    return 0;
+}
+
+uint64_t Wheel::slack_instant(uint64_t deadline, uint32_t slack) const
+{
+    if (!slack || deadline == TW_NEVER || deadline <= now_ns_)
+        return deadline;
+    uint64_t last = deadline > TW_NEVER - 1 - slack ? TW_NEVER - 1 : deadline + slack;
+    if (last == deadline)
+        return deadline;
+    /* deadline > now_ns_ >= 0, so deadline - 1 does not wrap. */
+    unsigned k = 63u - unsigned(__builtin_clzll((deadline - 1) ^ last));
+    return last & ~((uint64_t(1) << k) - 1);
+}
+
+int Wheel::schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, void *userdata,
+                          tw_timer *ret)
+{
+    int cbi = callback_index(cb);
+    if (cbi < 0)
+        return cbi;
+    if (blocks_.free_count() <= kBlockReserve && !blocks_.reserve(kBlockReserve + 1))
+        return TW_ENOMEM;
+    uint32_t s = slack > UINT32_MAX ? UINT32_MAX : uint32_t(slack);
+    uint32_t i = arm(slack_instant(deadline, s), uint16_t(cbi), userdata, s);
     if (!i)
         return TW_ENOMEM;
     *ret = handle(i, pool_.at(i));
@@ -359,7 +388,7 @@ int Wheel::reschedule(tw_timer timer, uint64_t deadline)
      * arming order, and a reschedule is an arming. */
     if (e.state != kStateRunning)
         remove(i);
-    e.deadline = deadline;
+    e.deadline = e.slack ? slack_instant(deadline, e.slack) : deadline;
     append(arm_list(deadline), i);
     rescheduled_++;
     return 0;

@@ -103,6 +103,20 @@ public:
     int init(const tw_wheel_config &config, uint64_t now_ns);
 
     int schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer *ret);
+    /* As schedule, anywhere in [deadline, deadline + slack]: filed at the
+     * instant of that window with the most trailing zero bits (see
+     * slack_instant), kept by reschedule. */
+    int schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, void *userdata,
+                       tw_timer *ret);
+    /* Where a deadline with this much slack is filed: the deadline itself
+     * when the slack is 0, the deadline is TW_NEVER or already due (it then
+     * fires at the next advance, inside its window if that comes in time);
+     * otherwise the roundest instant r of [a, b] = [deadline, deadline +
+     * slack] (b at most TW_NEVER - 1): with k the highest bit in which a - 1
+     * and b differ, r is b with the bits below k cleared, so a <= r <= b.
+     * Timers whose windows hold a common round instant land on it and
+     * share a wake-up, at no cost in storage. */
+    uint64_t slack_instant(uint64_t deadline, uint32_t slack) const;
     int schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
                        void *const *userdata, tw_timer *ret);
     int cancel(tw_timer timer);
@@ -165,7 +179,7 @@ private:
         return cb == last_cb_ ? last_cb_index_ : intern_callback(cb);
     }
     int intern_callback(tw_timer_cb *cb);
-    uint32_t arm(uint64_t deadline, uint16_t cb, void *userdata);
+    uint32_t arm(uint64_t deadline, uint16_t cb, void *userdata, uint32_t slack = 0);
     uint64_t first_deadline(uint32_t list) const;
     uint64_t list_min(uint32_t list) const;
     bool rescan_min(uint32_t list) const;
