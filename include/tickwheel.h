@@ -238,6 +238,7 @@ typedef struct tw_loop_stats {
     uint64_t batches_handoff; /* batches shared with the worker thread */
     uint64_t items_direct;
     uint64_t items_handoff;
+    uint64_t catch_ups;       /* extra passes of a turn for deadlines passed meanwhile */
 } tw_loop_stats;
 
 TW__PUBLIC void tw_loop_config_init(tw_loop_config *config) TW__NOEXCEPT;

@@ -109,9 +109,13 @@ public:
 private:
     static void on_timer(int fd, short what, void *arg);
     static void on_wake(int fd, short what, void *arg);
-    uint64_t turn();
+    /* catch_up: serve deadlines that pass meanwhile with more passes. */
+    uint64_t turn(bool catch_up);
     uint64_t dispatch(uint64_t started);
     uint64_t read_clock();
+    uint64_t peek_clock() const;
+    /* Passes of one turn at most, when deadlines pass while it runs. */
+    static constexpr unsigned kCatchUpPasses = 8;
     void run_inbox();
     void drain_fd();
     void wake();
@@ -156,6 +160,7 @@ private:
     bool running_ = false;              /* inside tw_loop_run */
     bool free_requested_ = false;
 
+    uint64_t catch_ups_ = 0;
     uint64_t turns_ = 0, wakeups_ = 0, rearms_ = 0, fired_ = 0, budget_stops_ = 0;
     uint64_t longest_turn_ = 0, clock_backwards_ = 0, inbox_run_ = 0, inbox_high_ = 0;
     uint64_t budget_time_stops_ = 0;
