@@ -559,6 +559,11 @@ TW__PUBLIC uint32_t tw_conn_armed(const tw_conn *conn) TW__NOEXCEPT;
 /* The idle timeout TW_CONN_IDLE is re-armed with by tw_conn_touch; 0 stops
  * touches from arming anything. */
 TW__PUBLIC int tw_conn_set_idle_timeout(tw_conn *conn, uint64_t timeout_ns) TW__NOEXCEPT;
+/* Lets kind fire up to slack_ns (saturating at UINT32_MAX ns, ~4.3 s)
+ * after its deadline, never before it.  The connection's timer is then
+ * filed at the roundest instant (most trailing zero bits) of the span its
+ * windows allow, so connections whose windows overlap share a wake-up. */
+TW__PUBLIC int tw_conn_set_slack(tw_conn *conn, unsigned kind, uint64_t slack_ns) TW__NOEXCEPT;
 /* Activity: re-arms TW_CONN_IDLE at tw_loop_now + the idle timeout. */
 TW__PUBLIC int tw_conn_touch(tw_conn *conn) TW__NOEXCEPT;
 

@@ -1574,6 +1574,102 @@ static void test_batch_handoff(void **state)
     assert_int_equal(handoffs, 1);
 }
 
+/* ---- slack ------------------------------------------------------------- */
+
+/* r is the roundest instant of [a, b]: inside it, and no multiple of twice
+ * r's lowest set bit lies in it. */
+static void assert_roundest(uint64_t r, uint64_t a, uint64_t b)
+{
+    assert_true(a <= r && r <= b);
+    if (r == 0)
+        return;
+    uint64_t step = (r & -r) << 1;
+    if (step == 0)
+        return;
+    uint64_t below = r & ~(step - 1);           /* the multiple at or below r */
+    assert_true(below < a);
+    assert_true(below + step > b);
+}
+
+static unsigned SLACK_EVENTS;
+static uint64_t SLACK_AT[400];
+
+static void slack_record(const tw_conn_event *e, void *userdata)
+{
+    size_t i = (size_t)(uintptr_t)userdata;
+    assert_int_equal(e->events[0], BIT(TW_CONN_IDLE));
+    SLACK_AT[i] = e->now_ns;
+    SLACK_EVENTS++;
+}
+
+static void test_slack(void **state)
+{
+    (void)state;
+    start();
+    tw_conn *c = conn_new(1, record, NULL);
+    uint64_t d = T0 + 100 * MS + 123;
+    assert_int_equal(tw_conn_set_slack(c, TW_CONN_IDLE, 10 * MS), 0);
+    assert_int_equal(tw_conn_arm(c, TW_CONN_IDLE, d), 0);
+    uint64_t at = loop_next();
+    assert_roundest(at, d, d + 10 * MS);
+    assert_true(at > d);
+    /* Re-armed later inside the window of the filed instant: lazy. */
+    tw_conn_stats before = stats();
+    assert_int_equal(tw_conn_arm(c, TW_CONN_IDLE, at - 1), 0);
+    assert_int_equal(stats().wheel_ops, before.wheel_ops);
+    assert_int_equal(loop_next(), at);
+    /* Less slack re-files: with none the deadline itself. */
+    assert_int_equal(tw_conn_set_slack(c, TW_CONN_IDLE, 0), 0);
+    assert_int_equal(loop_next(), at - 1);
+    assert_int_equal(tw_conn_set_slack(c, TW_CONN_IDLE, 10 * MS), 0);
+    /* Filed at at - 1, which stays inside every window: arming a kind
+     * without slack after it, and IDLE back at d, is lazy. */
+    before = stats();
+    assert_int_equal(tw_conn_arm(c, TW_CONN_PACING, at + 5), 0);
+    assert_int_equal(tw_conn_arm(c, TW_CONN_IDLE, d), 0);
+    assert_int_equal(stats().wheel_ops, before.wheel_ops);
+    uint64_t at2 = loop_next();
+    assert_int_equal(at2, at - 1);
+    /* A kind without slack ending before the filed instant re-files at the
+     * roundest instant of the narrower span. */
+    assert_int_equal(tw_conn_arm(c, TW_CONN_PACING, d + 50), 0);
+    at2 = loop_next();
+    assert_roundest(at2, d, d + 50);
+    SEEN.n = 0;
+    turn_at(at2 - 1);
+    assert_int_equal(SEEN.n, 0);
+    turn_at(at2);
+    assert_int_equal(SEEN.n, 1);
+    assert_true(SEEN.ev[0].events[0] & BIT(TW_CONN_IDLE));
+    assert_int_equal(tw_conn_set_slack(c, TW_CONN_KINDS, 1), TW_EINVAL);
+    assert_int_equal(tw_conn_set_slack(NULL, TW_CONN_IDLE, 1), TW_EINVAL);
+
+    /* 400 idle timeouts 7 us apart, each with 2 ms of slack: few wake-ups,
+     * every one inside its window. */
+    static tw_conn *many[400];
+    uint64_t base = T0 + 10 * SEC;
+    for (size_t i = 0; i < 400; i++) {
+        many[i] = conn_new((uint32_t)(100 + i), slack_record, (void *)(uintptr_t)i);
+        assert_int_equal(tw_conn_set_slack(many[i], TW_CONN_IDLE, 2 * MS), 0);
+        assert_int_equal(tw_conn_arm(many[i], TW_CONN_IDLE, base + i * 7 * US), 0);
+    }
+    unsigned turns = 0;
+    SLACK_EVENTS = 0;
+    while (SLACK_EVENTS < 400) {
+        turn_at(loop_next());
+        turns++;
+        assert_true(turns <= 400);
+    }
+    for (size_t i = 0; i < 400; i++) {
+        assert_true(SLACK_AT[i] >= base + i * 7 * US);
+        assert_true(SLACK_AT[i] <= base + i * 7 * US + 2 * MS);
+    }
+    /* 2.8 ms of deadlines and 2 ms windows: a handful of round instants. */
+    assert_true(turns <= 4);
+    for (size_t i = 0; i < 400; i++)
+        tw_conn_free(many[i]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -1598,6 +1694,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_stats_struct_size, teardown),
         cmocka_unit_test_teardown(test_random_model, teardown),
         cmocka_unit_test_teardown(test_batch_handoff, teardown),
+        cmocka_unit_test_teardown(test_slack, teardown),
     };
     return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
 }

@@ -164,6 +164,20 @@ int tw_conn_set_idle_timeout(tw_conn *conn, uint64_t timeout_ns) noexcept
     return 0;
 }
 
+int tw_conn_set_slack(tw_conn *conn, unsigned kind, uint64_t slack_ns) noexcept
+{
+    Conn *c = live(conn);
+    if (!c || kind >= TW_CONN_KINDS)
+        return TW_EINVAL;
+    uint32_t s = slack_ns > UINT32_MAX ? UINT32_MAX : uint32_t(slack_ns);
+    c->slack[kind] = s;
+    c->slack_kinds = uint8_t(s ? c->slack_kinds | (1u << kind) : c->slack_kinds & ~(1u << kind));
+    /* Less slack may leave the timer filed past a window's end. */
+    if (c->timer && c->filed > c->latest())
+        return c->refile();
+    return 0;
+}
+
 int tw_conn_touch(tw_conn *conn) noexcept
 {
     Conn *c = live(conn);

@@ -33,6 +33,34 @@ uint64_t Conn::unified()
     return m;
 }
 
+uint64_t Conn::latest()
+{
+    if (!(slack_kinds & armed))
+        return unified();
+    uint64_t m = TW_NEVER;
+    for (unsigned k = 0; k < TW_CONN_KINDS; k++) {
+        uint64_t d = deadline[k], s = slack[k];
+        m = min64(m, d > TW_NEVER - s ? TW_NEVER : d + s);
+    }
+    for (unsigned l = 0; l < nlayers; l++)
+        m = min64(m, layers[l].deadline);
+    return m;
+}
+
+uint64_t Conn::target()
+{
+    uint64_t u = unified();
+    if (!(slack_kinds & armed) || u == TW_NEVER || u <= set->loop()->now())
+        return u;
+    uint64_t end = latest();
+    if (end <= u || u == 0)
+        return u;
+    /* The instant of [u, end] with the most trailing zero bits: the bits
+     * above the highest one where u - 1 and end differ, then zeros. */
+    unsigned k = 63u - unsigned(__builtin_clzll((u - 1) ^ end));
+    return end & ~((uint64_t(1) << k) - 1);
+}
+
 int Conn::file_at(uint64_t at)
 {
     int r = timer ? set->loop()->reschedule(timer, at)
@@ -56,9 +84,9 @@ int Conn::refile()
         filed = TW_NEVER;
         return 0;
     }
-    if (timer && filed <= u)
+    if (timer && filed <= latest())
         return 0;
-    return file_at(u);
+    return file_at(target());
 }
 
 int Conn::arm_slow(unsigned kind, uint64_t old)
@@ -66,7 +94,7 @@ int Conn::arm_slow(unsigned kind, uint64_t old)
     uint64_t at = deadline[kind];
     if (next_valid && at <= next)
         next = at;
-    int r = file_at(at);
+    int r = file_at(target());
     if (r < 0) {
         deadline[kind] = old;
         if (old == TW_NEVER)

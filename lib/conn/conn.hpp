@@ -8,7 +8,12 @@
  *     filed <= min(deadline[k] for armed k, cached deadline of each layer)
  *
  * Arming later keeps the invariant for free (lazy: no wheel operation);
- * arming earlier than `filed` is one reschedule.  When the wheel timer
+ * arming earlier than `filed` is one reschedule.  A kind may have slack:
+ * it may fire up to that long after its deadline.  The bound then is the
+ * end of every window (deadline + slack), and the timer is filed at the
+ * roundest instant (most trailing zero bits) between the earliest deadline
+ * and that bound, where connections with overlapping windows meet and
+ * share one wake-up of the loop.  When the wheel timer
  * fires, the connection computes what is due, re-files at its true
  * earliest deadline, and reports.  A wake-up with nothing due is the price
  * of laziness, counted as an early wake-up.
@@ -65,7 +70,9 @@ struct Conn {
     uint32_t id;
     uint32_t gen;               /* bumped when freed */
     uint32_t pending[TW_CONN_MAX_LAYERS];   /* queue mode: events not polled */
+    uint32_t slack[TW_CONN_KINDS];  /* ns a kind may fire after its deadline */
     uint8_t armed;
+    uint8_t slack_kinds;        /* kinds with slack */
     uint8_t nlayers;            /* layers beyond the connection layer */
     uint8_t dirty;              /* layers marked dirty during a batch */
     bool next_valid;
@@ -88,6 +95,9 @@ struct Conn {
     /* A deadline went from old to now_at: keep the cache and the filing. */
     inline int changed(uint64_t old, uint64_t now_at);
     int file_at(uint64_t deadline);
+    /* The latest instant the timer may be filed at, and where to file it. */
+    uint64_t latest();
+    uint64_t target();
     int arm_slow(unsigned kind, uint64_t old);
     /* Kinds due at now (disarmed) into ev[0], pure or all layers' checks. */
     bool collect(uint64_t now, uint32_t *ev, bool impure);
@@ -162,7 +172,7 @@ inline int Conn::changed(uint64_t old, uint64_t now_at)
         set->lazy_++;
         return 0;
     }
-    return file_at(now_at);
+    return file_at(target());
 }
 
 inline int Conn::arm(unsigned kind, uint64_t at)
@@ -171,7 +181,10 @@ inline int Conn::arm(unsigned kind, uint64_t at)
     uint64_t old = deadline[kind];
     deadline[kind] = at;
     armed = uint8_t(armed | (1u << kind));
-    if (at >= filed) {
+    uint64_t end = at;
+    if (slack_kinds & (1u << kind))
+        end = at > TW_NEVER - slack[kind] ? TW_NEVER : at + slack[kind];
+    if (end >= filed) {
         /* Lazy: the wheel timer stays where it is, never late. */
         if (next_valid) {
             if (at <= next)
