@@ -495,6 +495,12 @@ typedef struct tw_conn_event {
  * something fired.  It may arm, disarm and free any connection. */
 typedef void tw_conn_cb(const tw_conn_event *event, void *userdata);
 
+/* One counter of a layer: a static name and its value. */
+typedef struct tw_layer_stat {
+    const char *name;
+    uint64_t value;
+} tw_layer_stat;
+
 /* A layer: an object with its own deadlines, kept by the caller. */
 typedef struct tw_layer_ops {
     size_t struct_size;       /* sizeof(tw_layer_ops) */
@@ -509,6 +515,9 @@ typedef struct tw_layer_ops {
     /* TW_LAYER_PURE: check touches nothing but the layer and calls nothing
      * back, so a large batch may run it on the loop's worker thread. */
     uint32_t flags;
+    /* Writes up to cap of the layer's counters, named, into out; returns
+     * how many it has.  NULL: none. */
+    size_t (*stats)(const void *layer, tw_layer_stat *out, size_t cap);
 } tw_layer_ops;
 #define TW_LAYER_PURE 1u
 
@@ -576,6 +585,10 @@ TW__PUBLIC int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *l
  * dirty, until tw_conn_free.  recovery must outlive the connection. */
 TW__PUBLIC int tw_conn_add_recovery(tw_conn *conn, tw_recovery *recovery,
                                     unsigned *ret) TW__NOEXCEPT;
+/* The name and counters of layer (1 ..): up to cap into out; returns how
+ * many the layer has (0 without a stats function), or a TW_E* code. */
+TW__PUBLIC int tw_conn_layer_stats(const tw_conn *conn, unsigned layer, const char **name,
+                                   tw_layer_stat *out, size_t cap) TW__NOEXCEPT;
 /* Tells the connection that layer's deadline may have changed. */
 TW__PUBLIC int tw_conn_layer_dirty(tw_conn *conn, unsigned layer) TW__NOEXCEPT;
 /* The unified next wake-up: the earliest deadline over every armed kind

@@ -659,12 +659,22 @@ static size_t fl_take(void *layer, uint64_t *frames, size_t cap)
     return n;
 }
 
+/* Two counters: checks run and frames waiting. */
+static size_t fl_stats(const void *layer, tw_layer_stat *out, size_t cap)
+{
+    const struct fake_layer *l = layer;
+    const tw_layer_stat all[2] = {{"checks", l->checks}, {"frames", l->nframes}};
+    for (size_t i = 0; i < 2 && i < cap; i++)
+        out[i] = all[i];
+    return 2;
+}
+
 static const tw_layer_ops PURE_OPS = {sizeof(tw_layer_ops), "pure", fl_next, fl_check, fl_take,
-                                      TW_LAYER_PURE};
+                                      TW_LAYER_PURE, fl_stats};
 static const tw_layer_ops IMPURE_OPS = {sizeof(tw_layer_ops), "impure", fl_next, fl_check,
-                                        fl_take, 0};
+                                        fl_take, 0, NULL};
 static const tw_layer_ops NOFRAMES_OPS = {sizeof(tw_layer_ops), "noframes", fl_next, fl_check,
-                                          NULL, 0};
+                                          NULL, 0, NULL};
 
 static void layer_init(struct fake_layer *l, uint64_t deadline, uint32_t bits)
 {
@@ -783,6 +793,17 @@ static void test_layers_pure_and_impure(void **state)
     assert_int_equal(SEEN.ev[0].events[1], 0x1);
     assert_int_equal(SEEN.ev[0].events[2], 0x2);
     assert_int_equal(SEEN.ev[0].events[3], 0);
+    /* Counters by layer: the pure one has two, the others none. */
+    tw_layer_stat st[2];
+    const char *name = NULL;
+    assert_int_equal(tw_conn_layer_stats(c, 1, &name, st, 2), 2);
+    assert_string_equal(name, "pure");
+    assert_string_equal(st[0].name, "checks");
+    assert_int_equal(st[0].value, 1);
+    assert_int_equal(tw_conn_layer_stats(c, 1, NULL, st, 1), 2);
+    assert_int_equal(tw_conn_layer_stats(c, 2, &name, st, 2), 0);
+    assert_string_equal(name, "impure");
+    assert_int_equal(tw_conn_layer_stats(c, 4, NULL, st, 2), TW_EINVAL);
     turn_at(loop_next());
     assert_int_equal(FAKE, T0 + 30 * MS);
     assert_int_equal(n.checks, 1);
@@ -1556,6 +1577,21 @@ static void run_handoff(uint32_t threshold, uint64_t *handoffs)
     ls.struct_size = sizeof(ls);
     assert_int_equal(tw_loop_stats_get(LOOP, &ls), 0);
     assert_int_equal(ls.batches_handoff, s.batches_handoff);
+    /* The reliability layer's counters, through the connection. */
+    tw_layer_stat st[16];
+    const char *name = NULL;
+    int n = tw_conn_layer_stats(conns[0], 1, &name, st, 16);
+    assert_int_equal(n, 8);
+    assert_string_equal(name, "recovery");
+    assert_string_equal(st[0].name, "sent");
+    assert_int_equal(st[0].value, 1);
+    assert_string_equal(st[3].name, "pto");
+    assert_int_equal(st[3].value, 1);
+    assert_int_equal(tw_conn_layer_stats(conns[0], 1, NULL, st, 2), 8);
+    assert_int_equal(tw_conn_layer_stats(conns[0], 2, NULL, st, 2), TW_EINVAL);
+    assert_int_equal(tw_conn_layer_stats(conns[0], 0, NULL, st, 2), TW_EINVAL);
+    assert_int_equal(tw_conn_layer_stats(conns[0], 1, NULL, NULL, 2), TW_EINVAL);
+    assert_int_equal(tw_conn_layer_stats(NULL, 1, NULL, st, 2), TW_EINVAL);
     for (size_t i = 0; i < HANDOFF_CONNS; i++) {
         tw_conn_free(conns[i]);
         tw_recovery_free(recs[i]);

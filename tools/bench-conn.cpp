@@ -64,7 +64,7 @@ void on_timer(tw_timer, uint64_t, void *) noexcept {}
 uint64_t layer_next(const void *layer) noexcept { return *static_cast<const uint64_t *>(layer); }
 uint32_t layer_check(void *, uint64_t) noexcept { return 0; }
 const tw_layer_ops kLayer = {sizeof(tw_layer_ops), "bench", layer_next, layer_check, nullptr,
-                             TW_LAYER_PURE};
+                             TW_LAYER_PURE, nullptr};
 
 struct Figure {
     std::vector<double> runs;

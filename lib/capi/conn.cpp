@@ -52,6 +52,31 @@ size_t recovery_frames(void *layer, uint64_t *frames, size_t cap) noexcept
     return tw_recovery_take_frames(static_cast<tw_recovery *>(layer), frames, cap);
 }
 
+size_t recovery_stats(const void *layer, tw_layer_stat *out, size_t cap) noexcept
+{
+    const auto *r = static_cast<const tw_recovery *>(layer);
+    tw_recovery_stats s;
+    s.struct_size = sizeof(s);
+    tw_rtt rtt;
+    rtt.struct_size = sizeof(rtt);
+    if (tw_recovery_stats_get(r, &s) < 0 || tw_recovery_rtt(r, &rtt) < 0)
+        return 0;
+    const tw_layer_stat all[] = {
+        {"sent", s.sent},
+        {"acked", s.acked},
+        {"lost", s.lost},
+        {"pto", s.pto},
+        {"rto", s.rto},
+        {"bytes_in_flight", s.bytes_in_flight},
+        {"smoothed_rtt_ns", rtt.smoothed_ns},
+        {"pto_ns", rtt.pto_ns},
+    };
+    size_t n = sizeof(all) / sizeof(all[0]);
+    for (size_t i = 0; i < n && i < cap; i++)
+        out[i] = all[i];
+    return n;
+}
+
 /* The recovery moved its deadline: mark its layer dirty. */
 void recovery_moved(tw_recovery *recovery, void *userdata) noexcept
 {
@@ -67,7 +92,8 @@ void recovery_moved(tw_recovery *recovery, void *userdata) noexcept
 
 namespace tw {
 const tw_layer_ops kRecoveryLayer = {sizeof(tw_layer_ops), "recovery", recovery_next,
-                                     recovery_check, recovery_frames, TW_LAYER_PURE};
+                                     recovery_check, recovery_frames, TW_LAYER_PURE,
+                                     recovery_stats};
 }
 
 extern "C" {
@@ -225,6 +251,21 @@ int tw_conn_add_recovery(tw_conn *conn, tw_recovery *recovery, unsigned *ret) no
     if (r == 0)
         tw_recovery_set_notify(recovery, recovery_moved, c);
     return r;
+}
+
+int tw_conn_layer_stats(const tw_conn *conn, unsigned layer, const char **name,
+                        tw_layer_stat *out, size_t cap) noexcept
+{
+    const Conn *c = live(conn);
+    if (!c || layer == 0 || layer > c->nlayers || (!out && cap))
+        return TW_EINVAL;
+    const tw::Layer &y = c->layers[layer - 1];
+    if (name)
+        *name = y.ops->name;
+    if (!y.ops->stats)
+        return 0;
+    size_t n = y.ops->stats(y.obj, out, cap);
+    return n > 0x7fffffff ? 0x7fffffff : int(n);
 }
 
 int tw_conn_layer_dirty(tw_conn *conn, unsigned layer) noexcept
