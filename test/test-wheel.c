@@ -802,6 +802,27 @@ static void test_slack_bad_input(void **state)
     tw_wheel_free(w);
 }
 
+/* An entry that held a slack timer and is reused by a batch carries no
+ * slack: rescheduling it lands on the exact deadline. */
+static void test_batch_reuse_drops_slack(void **state)
+{
+    (void)state;
+    const uint64_t t0 = 1000 * SEC;
+    tw_wheel *w = new_wheel(MS, t0);
+    tw_timer s;
+    assert_int_equal(tw_wheel_schedule_slack(w, t0 + 5 * MS + 1, 100 * MS, record, NULL, &s), 0);
+    assert_int_equal(tw_wheel_cancel(w, s), 0);
+    uint64_t d[1] = {t0 + 7 * MS};
+    tw_timer b[1];
+    assert_int_equal(tw_wheel_schedule_batch(w, 1, d, record, NULL, b), 0);
+    assert_int_equal(b[0] & 0xffffffffu, s & 0xffffffffu);     /* the same entry */
+    assert_int_equal(tw_wheel_reschedule(w, b[0], t0 + 9 * MS + 3), 0);
+    uint64_t got;
+    assert_int_equal(tw_wheel_deadline(w, b[0], &got), 0);
+    assert_int_equal(got, t0 + 9 * MS + 3);
+    tw_wheel_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -827,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_advance_budget),
         cmocka_unit_test(test_arming_order_across_a_pending_cascade),
         cmocka_unit_test(test_exact_advances_inside_one_tick),
+        cmocka_unit_test(test_batch_reuse_drops_slack),
         cmocka_unit_test(test_slack_window),
         cmocka_unit_test(test_slack_coalesces),
         cmocka_unit_test(test_slack_kept_by_reschedule),

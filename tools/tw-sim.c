@@ -51,6 +51,7 @@ struct options {
     uint64_t idle_timeout;
     uint64_t ramp;            /* connections open over this span */
     uint64_t slack;           /* of the timeouts that tolerate it */
+    uint64_t net_slack;       /* of network deliveries */
     double migrate;           /* path migrations per active connection per second */
     double keepalive;         /* fraction of connections that send keep-alives */
     uint64_t seed;
@@ -191,7 +192,10 @@ static void network(uint32_t slot, uint64_t pn, uint64_t delay, tw_timer_cb *cb)
         return;
     }
     tw_timer t;
-    int r = tw_loop_schedule(S.loop, now() + around(delay, S.o.jitter), cb, pack(slot, pn), &t);
+    /* Deliveries come in batches, as a NIC coalesces interrupts: each may
+     * arrive up to net_slack late, so many share one wake-up. */
+    int r = tw_loop_schedule_slack(S.loop, now() + around(delay, S.o.jitter), S.o.net_slack, cb,
+                                   pack(slot, pn), &t);
     if (r < 0)
         fail("scheduling a network event", r);
     S.k.net_timers++;
@@ -632,6 +636,7 @@ static void usage(FILE *f)
             "  --active MS          mean time a connection stays active (default 3000)\n"
             "  --idle-timeout MS    (default 1000)\n"
             "  --slack MS           slack of idle, handshake, path, keep-alive, close (4)\n"
+            "  --net-slack MS       how late a network delivery may be (default 0.25)\n"
             "  --ramp MS            open the connections over this span (default 1000)\n"
             "  --migrate R          path migrations per active connection per second (0.05)\n"
             "  --keepalive F        fraction of connections sending keep-alives (0.1)\n"
@@ -661,14 +666,14 @@ int main(int argc, char **argv)
 {
     S.o = (struct options){
         .conns = 100000, .seconds = 3, .rtt = 50 * MS, .jitter = 10 * MS, .loss = 0.01,
-        .interval = 1000 * MS, .active_mean = 3000 * MS, .idle_timeout = 1000 * MS, .ramp = 1000 * MS, .slack = 4 * MS,
+        .interval = 1000 * MS, .active_mean = 3000 * MS, .idle_timeout = 1000 * MS, .ramp = 1000 * MS, .slack = 4 * MS, .net_slack = 250 * 1000,
         .migrate = 0.05, .keepalive = 0.1, .seed = 1, .progress = isatty(2),
     };
     static const struct option longs[] = {
         {"conns", 1, 0, 'n'},     {"seconds", 1, 0, 's'},  {"sim-seconds", 1, 0, 'S'},
         {"rtt", 1, 0, 'r'},       {"jitter", 1, 0, 'j'},   {"loss", 1, 0, 'l'},
         {"interval", 1, 0, 'i'},  {"active", 1, 0, 'a'},   {"idle-timeout", 1, 0, 'I'},
-        {"ramp", 1, 0, 'R'},      {"slack", 1, 0, 'L'},      {"migrate", 1, 0, 'm'},   {"keepalive", 1, 0, 'k'}, {"seed", 1, 0, 'x'},
+        {"ramp", 1, 0, 'R'},      {"slack", 1, 0, 'L'},    {"net-slack", 1, 0, 'N'},      {"migrate", 1, 0, 'm'},   {"keepalive", 1, 0, 'k'}, {"seed", 1, 0, 'x'},
         {"json", 0, 0, 'J'},      {"no-progress", 0, 0, 'P'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -686,6 +691,7 @@ int main(int argc, char **argv)
         case 'i': bad = number("--interval", optarg, 0.01, 3600000, &v); S.o.interval = (uint64_t)(v * 1e6); break;
         case 'a': bad = number("--active", optarg, 0, 1e9, &v); S.o.active_mean = (uint64_t)(v * 1e6); break;
         case 'I': bad = number("--idle-timeout", optarg, 1, 1e9, &v); S.o.idle_timeout = (uint64_t)(v * 1e6); break;
+        case 'N': bad = number("--net-slack", optarg, 0, 4000, &v); S.o.net_slack = (uint64_t)(v * 1e6); break;
         case 'L': bad = number("--slack", optarg, 0, 4000, &v); S.o.slack = (uint64_t)(v * 1e6); break;
         case 'R': bad = number("--ramp", optarg, 0, 1e9, &v); S.o.ramp = (uint64_t)(v * 1e6); break;
         case 'm': bad = number("--migrate", optarg, 0, 1000, &v); S.o.migrate = v; break;

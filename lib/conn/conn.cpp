@@ -94,6 +94,10 @@ int Conn::arm_slow(unsigned kind, uint64_t old)
     uint64_t at = deadline[kind];
     if (next_valid && at <= next)
         next = at;
+    /* In the batch being fired (armed by a timer callback of the same
+     * advance): its turn files it, after its due kinds are taken. */
+    if (busy)
+        return 0;
     int r = file_at(target());
     if (r < 0) {
         deadline[kind] = old;

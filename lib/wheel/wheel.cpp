@@ -342,6 +342,7 @@ int Wheel::schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
             e.deadline = deadlines[k + j];
             e.userdata = userdata ? userdata[k + j] : nullptr;
             e.cb = cb16;
+            e.slack = 0;
             append(lists[j], i);
             ret[k + j] = handle(i, e);
         }
