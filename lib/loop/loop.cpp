@@ -178,8 +178,11 @@ uint64_t Loop::turn(bool catch_up)
                 budget_stops_++;
             break;
         }
-        if (!catch_up || pass + 1 == kCatchUpPasses || stop_.load(std::memory_order_relaxed) ||
-            next > peek_clock())
+        if (!catch_up || pass + 1 == kCatchUpPasses || stop_.load(std::memory_order_relaxed))
+            break;
+        uint64_t t = peek_clock();
+        /* More passes only while the turn is inside its time budget. */
+        if (next > t || (budget_ns_ && !clock_ && clock_ns(CLOCK_MONOTONIC) - started >= budget_ns_))
             break;
         catch_ups_++;
     }
