@@ -292,6 +292,7 @@ static void test_budget_storm_beside_io(void **state)
     tw_loop_config c;
     tw_loop_config_init(&c);
     c.budget_callbacks = 1000;
+    c.budget_ns = 0;    /* the callback budget alone: time stops vary with the build */
     assert_int_equal(tw_loop_new(R.base, &c, &R.loop), 0);
     R.expected = 20000;
     tw_timer t;
@@ -327,6 +328,7 @@ static void test_budget_resumes_at_once(void **state)
     tw_loop_config c;
     tw_loop_config_init(&c);
     c.budget_callbacks = 1000;
+    c.budget_ns = 0;
     assert_int_equal(tw_loop_new(NULL, &c, &R.loop), 0);
     R.expected = 10000;
     uint64_t d = mono_ns() + 10 * MS;
