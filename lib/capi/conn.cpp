@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/copy-out.hpp"
 #include "conn/conn.hpp"
 #include "loop/loop.hpp"
 #include "tickwheel.h"
@@ -331,10 +332,9 @@ int tw_conn_stats_get(const tw_loop *loop, tw_conn_stats *ret) noexcept
     ConnSet *set = set_of(loop);
     if (!set) {
         /* No connection yet: zeros, written as the set would write them. */
-        size_t n = ret->struct_size < sizeof(tw_conn_stats) ? ret->struct_size
-                                                            : sizeof(tw_conn_stats);
-        std::memset(reinterpret_cast<char *>(ret) + sizeof(size_t), 0, n - sizeof(size_t));
-        ret->struct_size = n;
+        tw_conn_stats zero;
+        std::memset(&zero, 0, sizeof(zero));
+        tw::copy_out(zero, ret);
         return 0;
     }
     set->stats(ret);

@@ -1,4 +1,5 @@
 #include "conn/conn.hpp"
+#include "common/copy-out.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -442,9 +443,7 @@ void ConnSet::stats(tw_conn_stats *ret) const
     s.batches_handoff = handoff_;
     s.bytes = nchunks_ * kChunk * sizeof(Conn) + chunks_cap_ * sizeof(Conn *) +
               batch_cap_ * sizeof(Fired) + q_cap_ * sizeof(ConnRef);
-    size_t n = ret->struct_size < sizeof(s) ? ret->struct_size : sizeof(s);
-    s.struct_size = n;
-    std::memcpy(ret, &s, n);
+    copy_out(s, ret);
 }
 
 } // namespace tw

@@ -4,6 +4,7 @@
  * differs from the pseudocode, the comment says why.
  */
 #include "layers/recovery.hpp"
+#include "common/copy-out.hpp"
 
 namespace tw {
 
@@ -628,9 +629,7 @@ void Recovery::rtt(tw_rtt *ret) const
     r.samples = samples_;
     r.pto_count = pto_count_;
     r.rto_backoff = rto_backoff_;
-    size_t n = ret->struct_size < sizeof(r) ? ret->struct_size : sizeof(r);
-    r.struct_size = n;
-    std::memcpy(ret, &r, n);
+    copy_out(r, ret);
 }
 
 void Recovery::stats(tw_recovery_stats *ret) const
@@ -651,9 +650,7 @@ void Recovery::stats(tw_recovery_stats *ret) const
     s.bytes = sizeof(*this) + frames_.bytes() + retired_.bytes();
     for (const Space &sp : spaces_)
         s.bytes += sp.sent.bytes();
-    size_t n = ret->struct_size < sizeof(s) ? ret->struct_size : sizeof(s);
-    s.struct_size = n;
-    std::memcpy(ret, &s, n);
+    copy_out(s, ret);
 }
 
 } // namespace tw

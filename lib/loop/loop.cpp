@@ -1,4 +1,5 @@
 #include "loop/loop.hpp"
+#include "common/copy-out.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -507,9 +508,7 @@ void Loop::stats(tw_loop_stats *ret) const
     s.items_direct = items_direct_;
     s.items_handoff = items_handoff_;
     s.catch_ups = catch_ups_;
-    size_t n = ret->struct_size < sizeof(s) ? ret->struct_size : sizeof(s);
-    s.struct_size = n;
-    std::memcpy(ret, &s, n);
+    copy_out(s, ret);
 }
 
 } // namespace tw

@@ -1,4 +1,5 @@
 #include "wheel/wheel.hpp"
+#include "common/copy-out.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -795,9 +796,7 @@ void Wheel::stats(tw_wheel_stats *ret) const
     s.late_max_ns = late_max_;
     s.bytes = pool_.bytes() + blocks_.bytes() + round_cap_ * sizeof(Due) +
               cbs_cap_ * (sizeof(*cbs_) + 2 * sizeof(*cb_hash_)) + sizeof(*this);
-    size_t n = ret->struct_size < sizeof(s) ? ret->struct_size : sizeof(s);
-    s.struct_size = n;
-    std::memcpy(ret, &s, n);
+    copy_out(s, ret);
 }
 
 int Wheel::verify() const

@@ -1,0 +1,24 @@
+/*
+ * Stats and state structs cross the C boundary by size: the caller says in
+ * struct_size how large its struct is (an older caller's is smaller), and
+ * gets the fields both know, with struct_size set to the bytes written.
+ */
+#ifndef TW_COPY_OUT_HPP
+#define TW_COPY_OUT_HPP
+
+#include <cstddef>
+#include <cstring>
+
+namespace tw {
+
+template <typename T>
+void copy_out(T &filled, T *ret)
+{
+    size_t n = ret->struct_size < sizeof(T) ? ret->struct_size : sizeof(T);
+    filled.struct_size = n;
+    std::memcpy(static_cast<void *>(ret), &filled, n);
+}
+
+} // namespace tw
+
+#endif
