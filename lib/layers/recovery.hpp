@@ -66,7 +66,7 @@ public:
     {
         if (n <= cap_)
             return true;
-        size_t cap = cap_ ? cap_ : 16;
+        size_t cap = cap_ ? cap_ : 4;
         while (cap < n) {
             if (cap > SIZE_MAX / 2 / sizeof(T))
                 return false;
