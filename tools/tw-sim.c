@@ -465,11 +465,11 @@ static uint32_t g_opened_slots;
 static void on_ramp(tw_timer t, uint64_t deadline, void *userdata)
 {
     (void)userdata;
-    uint32_t slice = S.o.conns / 1000 ? S.o.conns / 1000 : 1;
+    uint32_t slice = S.o.conns / 10000 ? S.o.conns / 10000 : 1;
     for (uint32_t i = 0; i < slice && g_opened_slots < S.o.conns && !S.failed; i++)
         open_conn(g_opened_slots++);
     if (g_opened_slots < S.o.conns)
-        tw_loop_reschedule(S.loop, t, deadline + S.o.ramp / 1000);
+        tw_loop_reschedule(S.loop, t, deadline + S.o.ramp / 10000);
 }
 
 static void on_stop(tw_timer t, uint64_t deadline, void *userdata)

@@ -77,8 +77,7 @@ bool BlockPool::reserve(uint64_t n)
     uint32_t first = blocks_.size();
     if (!blocks_.grow(uint32_t(first + (n - free_count_)), kNil >> 6))
         return false;
-    for (uint32_t b = blocks_.size(); b-- > first;)
-        give(b);
+    free_count_ += blocks_.size() - first;
     return true;
 }
 

@@ -857,7 +857,9 @@ int Wheel::verify() const
     for (uint32_t b = blocks_.free_head(); b != kNil; b = blocks_[b].next)
         if (b >= blocks_.total() || ++free_blocks > blocks_.total())
             return TW_EUCLEAN;
-    if (free_blocks != blocks_.free_count() || free_blocks + chained_blocks != blocks_.total())
+    uint64_t untouched = blocks_.untouched();
+    if (free_blocks + untouched != blocks_.free_count() ||
+        free_blocks + untouched + chained_blocks != blocks_.total())
         return TW_EUCLEAN;
     uint64_t free_listed = 0;
     for (uint32_t i = pool_.free_head(); i; i = pool_.at(i).pos) {
