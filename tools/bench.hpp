@@ -115,6 +115,8 @@ struct LoopOptions {
  * and, if export_json is not NULL, writes the JSON there too.  False when a
  * run failed or a self-check did. */
 bool run_loop_mode(const LoopOptions &options, std::FILE *export_json);
+/* tw-bench --recovery (bench-recovery.cpp). */
+bool run_recovery_mode(unsigned runs, bool json, std::FILE *export_json);
 
 /* tw-bench --batch (bench-batch.cpp). */
 struct BatchOptions {

@@ -36,8 +36,9 @@
  * shows FAIL in its cell and makes the exit status 1.
  *
  * --loop selects the second mode, the loop benchmarks of bench-loop.cpp:
- * tw_loop on a real libevent loop, beside libevent's own timers.  This file
- * parses the options of both modes and holds the helpers they share.
+ * tw_loop on a real libevent loop, beside libevent's own timers; --recovery
+ * the third, the reliability layer's hot paths (bench-recovery.cpp).  This
+ * file parses the options of the modes and holds the helpers they share.
  */
 #include "bench.hpp"
 
@@ -245,6 +246,7 @@ struct Options {
     const char *export_json = nullptr;
     int cpu = -1;
     bool loop = false;
+    bool recovery = false;
     bench::LoopOptions loop_options;
     bool batch = false;
 };
@@ -259,11 +261,14 @@ void usage()
     std::fputs("usage: tw-bench [options]\n"
                "       tw-bench --loop [options]\n"
                "       tw-bench --batch [--runs COUNT] [--seed SEED] [--json]\n"
+               "       tw-bench --recovery [options]\n"
                "\n"
                "Times tickwheel beside libevent (heap and common timeouts), libev, libuv\n"
                "and a std::multimap; prints ns per operation, median (min-max) of the runs.\n"
                "With --loop, measures tw_loop on a real libevent loop instead: firing\n"
                "lateness beside libevent's own timers, a mass expiry, the inbox, an idle loop.\n"
+               "With --recovery, times the reliability layer: on_sent + on_ack per packet,\n"
+               "next_deadline, and the same with losses.\n"
                "\n"
                "  --impl LIST       implementations (default all): tickwheel, libevent-heap,\n"
                "                    libevent-common, libev, libuv, multimap\n"
@@ -284,6 +289,8 @@ void usage()
                "  --loop-seconds S  span of the lateness deadlines, 1 to 600 (default 3)\n"
                "  --loop-timers N   timers of the lateness run, k and M suffixes allowed\n"
                "                    (default 100000)\n"
+               "  --recovery        the reliability layer benchmarks; only --runs, --cpu,\n"
+               "                    --json and --export-json apply\n"
                "  --help            print this and exit\n"
                "\n"
                "Exit status: 0, 1 when a self-check failed, 2 on a usage error.\n",
@@ -401,7 +408,8 @@ int parse_options(int argc, char **argv, Options &options)
         opt_loop,
         opt_batch,
         opt_loop_seconds,
-        opt_loop_timers
+        opt_loop_timers,
+        opt_recovery
     };
     static const option kLongOptions[] = {
         {"impl", required_argument, nullptr, opt_impl},
@@ -417,6 +425,7 @@ int parse_options(int argc, char **argv, Options &options)
         {"batch", no_argument, nullptr, opt_batch},
         {"loop-seconds", required_argument, nullptr, opt_loop_seconds},
         {"loop-timers", required_argument, nullptr, opt_loop_timers},
+        {"recovery", no_argument, nullptr, opt_recovery},
         {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0},
     };
@@ -482,6 +491,9 @@ int parse_options(int argc, char **argv, Options &options)
         case opt_export_json:
             options.export_json = optarg;
             break;
+        case opt_recovery:
+            options.recovery = true;
+            break;
         case opt_loop:
             options.loop = true;
             break;
@@ -522,10 +534,15 @@ int parse_options(int argc, char **argv, Options &options)
         std::fprintf(stderr, "tw-bench: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (options.batch && (options.loop || wheel_only || loop_only || !options.impls.empty() ||
+    if (options.batch && (options.loop || options.recovery || wheel_only || loop_only || !options.impls.empty() ||
                           !options.workloads.empty() || !options.ns.empty())) {
         std::fputs("tw-bench: --batch takes only --runs, --seed, --cpu and the JSON options\n",
                    stderr);
+        return 2;
+    }
+    if (options.recovery && (options.loop || wheel_only || loop_only)) {
+        std::fprintf(stderr, "tw-bench: %s does not apply to --recovery\n",
+                     options.loop ? "--loop" : wheel_only ? wheel_only : loop_only);
         return 2;
     }
     if (options.loop && wheel_only) {
@@ -842,6 +859,8 @@ int main(int argc, char **argv)
         batch.seed = options.seed;
         batch.json = options.json;
         ok = bench::run_batch_mode(batch, export_json);
+    } else if (options.recovery) {
+        ok = bench::run_recovery_mode(options.runs, options.json, export_json);
     } else if (options.loop) {
         ok = bench::run_loop_mode(options.loop_options, export_json);
     } else {
