@@ -607,6 +607,20 @@ TW__PUBLIC size_t tw_conn_take_frames(tw_conn *conn, uint64_t *frames, size_t ca
 TW__PUBLIC int tw_conn_poll(tw_loop *loop, tw_conn_event *events, size_t cap) TW__NOEXCEPT;
 TW__PUBLIC int tw_conn_stats_get(const tw_loop *loop, tw_conn_stats *ret) TW__NOEXCEPT;
 
+/* Spreading connections over loops (threads, sockets: any nshards places).
+ * The shard of an id is (h * nshards) >> 32, h the murmur3 32-bit
+ * finaliser of the id: uniform for any nshards, the same in every process
+ * and version.  Writes the shard of each of n ids to ret. */
+TW__PUBLIC int tw_conn_id_shards(size_t n, const uint32_t *conn_ids, uint32_t nshards,
+                                 uint32_t *ret) TW__NOEXCEPT;
+/* Groups n ids (n < 2^32) by shard, stably: order[offsets[s] ..
+ * offsets[s + 1]) are the positions in conn_ids of shard s's ids,
+ * ascending; offsets has nshards + 1 entries.  *largest (may be NULL) gets
+ * the largest group's size.  Allocates nothing. */
+TW__PUBLIC int tw_conn_id_group(size_t n, const uint32_t *conn_ids, uint32_t nshards,
+                                uint32_t *offsets, uint32_t *order,
+                                size_t *largest) TW__NOEXCEPT;
+
 #if defined(__cplusplus)
 }
 #endif

@@ -5,7 +5,8 @@
  * steady population, one by one and in batches of up to 64; while a warm
  * reliability layer sends and acks at a steady window, with losses and
  * probe timeouts; and while connections on a loop driven by hand are
- * armed, touched, fired (by callback and by queue) and re-armed.  Built
+ * armed, touched, fired (by callback and by queue) and re-armed; and
+ * while connection ids are sharded and grouped.  Built
  * only without sanitizers, which own malloc.
  */
 #include <setjmp.h>
@@ -337,12 +338,30 @@ static void test_connections_allocate_nothing(void **state)
     tw_loop_free(LOOP);
 }
 
+static void test_id_grouping_allocates_nothing(void **state)
+{
+    (void)state;
+    static uint32_t ids[4096], shards[4096], order[4096], offsets[17];
+    for (uint32_t i = 0; i < 4096; i++)
+        ids[i] = (uint32_t)next_random();
+    size_t largest = 0;
+    CALLS = 0;
+    COUNTING = 1;
+    assert_int_equal(tw_conn_id_shards(4096, ids, 16, shards), 0);
+    assert_int_equal(tw_conn_id_group(4096, ids, 16, offsets, order, &largest), 0);
+    COUNTING = 0;
+    assert_int_equal(CALLS, 0);
+    assert_int_equal(offsets[16], 4096);
+    assert_true(largest >= 4096 / 16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_steady_state_allocates_nothing),
         cmocka_unit_test(test_recovery_steady_state_allocates_nothing),
         cmocka_unit_test(test_connections_allocate_nothing),
+        cmocka_unit_test(test_id_grouping_allocates_nothing),
     };
     return cmocka_run_group_tests_name("alloc", tests, NULL, NULL);
 }

@@ -1706,6 +1706,157 @@ static void test_slack(void **state)
         tw_conn_free(many[i]);
 }
 
+/* The documented shard of an id, written out again from the man page. */
+static uint32_t reference_shard(uint32_t id, uint32_t nshards)
+{
+    uint32_t h = id;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return (uint32_t)(((uint64_t)h * nshards) >> 32);
+}
+
+static uint32_t xorshift32(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+#define NIDS 1000
+
+static void check_shards(size_t n, const uint32_t *ids, uint32_t nshards)
+{
+    static uint32_t shards[NIDS + 1];
+    shards[n] = 0xdeadbeefu;
+    assert_int_equal(tw_conn_id_shards(n, ids, nshards, shards), 0);
+    assert_int_equal(shards[n], 0xdeadbeefu);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(shards[i], reference_shard(ids[i], nshards));
+        assert_true(shards[i] < nshards);
+    }
+}
+
+static void test_id_shards(void **state)
+{
+    (void)state;
+    static const uint32_t edges[] = {0, 1, 2, 0x7fffffffu, 0x80000000u, 0xfffffffeu,
+                                     UINT32_MAX, 0x12345678u};
+    static const uint32_t counts[] = {1, 2, 3, 7, 64, 1000, 0x80000000u, UINT32_MAX};
+    static uint32_t ids[NIDS], copy[NIDS], inplace[NIDS];
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < NIDS; i++)
+        ids[i] = i < 8 ? edges[i] : xorshift32(&x);
+    for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        /* Every length around the vector width, then a long run. */
+        for (size_t n = 0; n <= 40; n++)
+            check_shards(n, ids, counts[c]);
+        check_shards(NIDS, ids, counts[c]);
+        /* In place: ret may be the ids. */
+        memcpy(inplace, ids, sizeof(ids));
+        assert_int_equal(tw_conn_id_shards(NIDS, ids, counts[c], copy), 0);
+        assert_int_equal(tw_conn_id_shards(NIDS, inplace, counts[c], inplace), 0);
+        assert_memory_equal(inplace, copy, sizeof(inplace));
+    }
+}
+
+static void test_id_shards_spread(void **state)
+{
+    (void)state;
+    /* Consecutive ids, the worst case for a plain modulo of a hash-less id
+     * over a power of two of shards sharing a factor with the stride. */
+    enum { SHARDS = 12, PER = 4096 };
+    static uint32_t ids[SHARDS * PER], shards[SHARDS * PER];
+    for (uint32_t stride = 1; stride <= 64; stride *= 4) {
+        uint32_t count[SHARDS] = {0};
+        for (uint32_t i = 0; i < SHARDS * PER; i++)
+            ids[i] = i * stride;
+        assert_int_equal(tw_conn_id_shards(SHARDS * PER, ids, SHARDS, shards), 0);
+        for (uint32_t i = 0; i < SHARDS * PER; i++)
+            count[shards[i]]++;
+        for (uint32_t s = 0; s < SHARDS; s++)
+            assert_true(count[s] > PER * 9 / 10 && count[s] < PER * 11 / 10);
+    }
+}
+
+static void test_id_group(void **state)
+{
+    (void)state;
+    static uint32_t ids[NIDS], order[NIDS + 1], offsets[1002];
+    const uint32_t counts[] = {1, 2, 5, 64, 1000};
+    uint32_t x = 88675123u;
+    for (size_t i = 0; i < NIDS; i++)
+        ids[i] = i % 5 == 0 ? 77u : xorshift32(&x);   /* one crowded shard */
+    for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        uint32_t ns = counts[c];
+        const size_t lengths[] = {0, 1, 7, 8, 9, 255, 256, 257, NIDS};
+        for (size_t l = 0; l < sizeof(lengths) / sizeof(lengths[0]); l++) {
+            size_t n = lengths[l], largest = 12345, biggest = 0;
+            order[n] = offsets[ns + 1] = 0xdeadbeefu;
+            assert_int_equal(tw_conn_id_group(n, ids, ns, offsets, order, &largest), 0);
+            assert_int_equal(order[n], 0xdeadbeefu);
+            assert_int_equal(offsets[ns + 1], 0xdeadbeefu);
+            assert_int_equal(offsets[0], 0);
+            assert_int_equal(offsets[ns], n);
+            for (uint32_t s = 0; s < ns; s++) {
+                assert_true(offsets[s] <= offsets[s + 1]);
+                if (offsets[s + 1] - offsets[s] > biggest)
+                    biggest = offsets[s + 1] - offsets[s];
+                for (uint32_t at = offsets[s]; at < offsets[s + 1]; at++) {
+                    assert_true(order[at] < n);
+                    assert_int_equal(reference_shard(ids[order[at]], ns), s);
+                    if (at > offsets[s])
+                        assert_true(order[at - 1] < order[at]);
+                }
+            }
+            /* Each position once: the groups hold n positions, ascending
+             * within each and all in range, so a repeat would need two
+             * groups to share a position, whose shard is one. */
+            assert_int_equal(largest, biggest);
+            if (n >= 5 && ns > 1)
+                assert_true(largest >= (n + 4) / 5);   /* the crowded shard */
+        }
+        assert_int_equal(tw_conn_id_group(NIDS, ids, ns, offsets, order, NULL), 0);
+    }
+}
+
+static void test_id_bad_input(void **state)
+{
+    (void)state;
+    uint32_t ids[4] = {1, 2, 3, 4}, out[4] = {9, 9, 9, 9}, offsets[3] = {9, 9, 9};
+    size_t largest = 7;
+    assert_int_equal(tw_conn_id_shards(4, ids, 0, out), TW_EINVAL);
+    assert_int_equal(tw_conn_id_shards(4, NULL, 2, out), TW_EINVAL);
+    assert_int_equal(tw_conn_id_shards(4, ids, 2, NULL), TW_EINVAL);
+    assert_int_equal(out[0], 9);
+    assert_int_equal(tw_conn_id_shards(0, NULL, 2, NULL), 0);
+
+    assert_int_equal(tw_conn_id_group(4, ids, 0, offsets, out, &largest), TW_EINVAL);
+    assert_int_equal(largest, 0);
+    largest = 7;
+    assert_int_equal(tw_conn_id_group(4, ids, UINT32_MAX, offsets, out, &largest), TW_EINVAL);
+    assert_int_equal(largest, 0);
+    assert_int_equal(tw_conn_id_group(4, ids, 2, NULL, out, NULL), TW_EINVAL);
+    assert_int_equal(tw_conn_id_group(4, NULL, 2, offsets, out, NULL), TW_EINVAL);
+    assert_int_equal(tw_conn_id_group(4, ids, 2, offsets, NULL, NULL), TW_EINVAL);
+#if SIZE_MAX > UINT32_MAX
+    assert_int_equal(tw_conn_id_group((size_t)UINT32_MAX + 1, ids, 2, offsets, out, NULL),
+                     TW_EINVAL);
+#endif
+    assert_int_equal(out[0], 9);
+    assert_int_equal(offsets[0], 9);
+    /* No ids: empty groups, offsets still written. */
+    largest = 7;
+    assert_int_equal(tw_conn_id_group(0, NULL, 2, offsets, NULL, &largest), 0);
+    assert_int_equal(offsets[0], 0);
+    assert_int_equal(offsets[1], 0);
+    assert_int_equal(offsets[2], 0);
+    assert_int_equal(largest, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -1731,6 +1882,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_random_model, teardown),
         cmocka_unit_test_teardown(test_batch_handoff, teardown),
         cmocka_unit_test_teardown(test_slack, teardown),
+        cmocka_unit_test(test_id_shards),
+        cmocka_unit_test(test_id_shards_spread),
+        cmocka_unit_test(test_id_group),
+        cmocka_unit_test(test_id_bad_input),
     };
     return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@ extern "C" {
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <vector>
 
@@ -224,13 +225,15 @@ void test_group_ids(void **state)
     for (int i = 0; i < 300; i++)
         ids.push_back(i % 4 == 0 ? 42u : uint32_t(rng()));   /* a crowded bucket */
     const uint32_t nbuckets[] = {1, 2, 5, 64, 1000};
+    /* The lengths of the other kernels, and some around group_ids' chunk. */
+    std::vector<size_t> lengths(std::begin(kLengths), std::end(kLengths));
+    lengths.insert(lengths.end(), {255, 256, 257, 300});
     for (const Kernels *k : all_variants()) {
-        for (size_t n : kLengths) {
+        for (size_t n : lengths) {
             for (uint32_t nb : nbuckets) {
-                std::vector<uint32_t> scratch(n + 1), offsets(nb + 2, kCanary),
-                    order(n + 1, kCanary);
-                size_t largest = tw::simd::group_ids(*k, n, ids.data(), nb, scratch.data(),
-                                                     offsets.data(), order.data());
+                std::vector<uint32_t> offsets(nb + 2, kCanary), order(n + 1, kCanary);
+                size_t largest =
+                    tw::simd::group_ids(*k, n, ids.data(), nb, offsets.data(), order.data());
                 assert_int_equal(offsets[nb + 1], kCanary);
                 assert_int_equal(order[n], kCanary);
                 assert_int_equal(offsets[0], 0);

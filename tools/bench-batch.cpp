@@ -67,7 +67,7 @@ struct Data {
     std::vector<tw_timer> background;
     std::vector<std::uint32_t> lists;
     std::vector<std::uint64_t> mask;
-    std::vector<std::uint32_t> scratch, offsets, order;
+    std::vector<std::uint32_t> offsets, order;
 };
 
 /* One figure: a row (what, variant) at one size. */
@@ -173,8 +173,8 @@ bool pass(const tw::simd::Kernels &k, std::size_t size, Data &d, Table &table)
         masks.push_back(ns_since(start, kTimers));
         start = Clock::now();
         for (std::size_t at = 0; at < kTimers; at += size)
-            largest += tw::simd::group_ids(k, size, d.ids.data() + at, 64, d.scratch.data(),
-                                           d.offsets.data(), d.order.data());
+            largest += tw::simd::group_ids(k, size, d.ids.data() + at, 64, d.offsets.data(),
+                                           d.order.data());
         groups.push_back(ns_since(start, kTimers));
     }
     table.at("lists", name, size).push_back(summarize(lists).median);
@@ -266,7 +266,6 @@ bool run_batch_mode(const BatchOptions &options, std::FILE *export_json)
     d.background.resize(kTimers);
     d.lists.resize(kTimers);
     d.mask.resize(kTimers / 64);
-    d.scratch.resize(kTimers);
     d.offsets.resize(65);
     d.order.resize(kTimers);
 

@@ -9,6 +9,7 @@
 #include "common/copy-out.hpp"
 #include "conn/conn.hpp"
 #include "loop/loop.hpp"
+#include "simd/simd.hpp"
 #include "tickwheel.h"
 
 using tw::Conn;
@@ -338,6 +339,30 @@ int tw_conn_stats_get(const tw_loop *loop, tw_conn_stats *ret) noexcept
         return 0;
     }
     set->stats(ret);
+    return 0;
+}
+
+int tw_conn_id_shards(size_t n, const uint32_t *conn_ids, uint32_t nshards,
+                      uint32_t *ret) noexcept
+{
+    if (!nshards || (n && (!conn_ids || !ret)))
+        return TW_EINVAL;
+    tw::simd::kernels().buckets(n, conn_ids, nshards, ret);
+    return 0;
+}
+
+int tw_conn_id_group(size_t n, const uint32_t *conn_ids, uint32_t nshards, uint32_t *offsets,
+                     uint32_t *order, size_t *largest) noexcept
+{
+    if (largest)
+        *largest = 0;
+    /* Positions are 32-bit; offsets has nshards + 1 entries. */
+    if (!nshards || nshards == UINT32_MAX || !offsets || n > UINT32_MAX ||
+        (n && (!conn_ids || !order)))
+        return TW_EINVAL;
+    size_t big = tw::simd::group_ids(tw::simd::kernels(), n, conn_ids, nshards, offsets, order);
+    if (largest)
+        *largest = big;
     return 0;
 }
 

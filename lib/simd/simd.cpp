@@ -117,24 +117,38 @@ const Kernels &kernels()
     return *chosen;
 }
 
+/* A counting sort in two passes over the ids, a chunk at a time into a
+ * buffer on the stack, so that the caller need not provide scratch memory.
+ * Up to one chunk the buckets are computed once; past it, once per pass
+ * (the kernel costs about 0.5 ns an id on AVX2, 1 scalar). */
 size_t group_ids(const Kernels &k, size_t n, const uint32_t *ids, uint32_t nbuckets,
-                 uint32_t *scratch, uint32_t *offsets, uint32_t *ret)
+                 uint32_t *offsets, uint32_t *ret)
 {
-    k.buckets(n, ids, nbuckets, scratch);
+    constexpr size_t kChunk = 256;
+    uint32_t b[kChunk];
     std::memset(offsets, 0, (size_t(nbuckets) + 1) * sizeof(*offsets));
-    for (size_t i = 0; i < n; i++)
-        offsets[scratch[i] + 1]++;
-    size_t largest = 0;
-    for (uint32_t b = 0; b < nbuckets; b++) {
-        if (offsets[b + 1] > largest)
-            largest = offsets[b + 1];
-        offsets[b + 1] += offsets[b];
+    for (size_t at = 0; at < n; at += kChunk) {
+        size_t m = n - at < kChunk ? n - at : kChunk;
+        k.buckets(m, ids + at, nbuckets, b);
+        for (size_t i = 0; i < m; i++)
+            offsets[b[i] + 1]++;
     }
-    /* offsets[b] walks bucket b's group, then is put back to its start. */
-    for (size_t i = 0; i < n; i++)
-        ret[offsets[scratch[i]]++] = uint32_t(i);
-    for (uint32_t b = nbuckets; b > 0; b--)
-        offsets[b] = offsets[b - 1];
+    size_t largest = 0;
+    for (uint32_t g = 0; g < nbuckets; g++) {
+        if (offsets[g + 1] > largest)
+            largest = offsets[g + 1];
+        offsets[g + 1] += offsets[g];
+    }
+    /* offsets[g] walks group g, then is put back to its start. */
+    for (size_t at = 0; at < n; at += kChunk) {
+        size_t m = n - at < kChunk ? n - at : kChunk;
+        if (n > kChunk)     /* else b still holds them all */
+            k.buckets(m, ids + at, nbuckets, b);
+        for (size_t i = 0; i < m; i++)
+            ret[offsets[b[i]]++] = uint32_t(at + i);
+    }
+    for (uint32_t g = nbuckets; g > 0; g--)
+        offsets[g] = offsets[g - 1];
     offsets[0] = 0;
     return largest;
 }

@@ -93,10 +93,10 @@ inline uint32_t bucket_of(uint32_t id, uint32_t nbuckets)
 
 /* Groups n ids by bucket, stably: ret[offsets[b] .. offsets[b + 1]) are
  * the positions in ids of those whose bucket is b, ascending.  offsets has
- * nbuckets + 1 entries; scratch holds n.  nbuckets >= 1.  Returns the
- * largest group's size. */
+ * nbuckets + 1 entries.  nbuckets >= 1, n < 2^32.  Returns the largest
+ * group's size. */
 size_t group_ids(const Kernels &k, size_t n, const uint32_t *ids, uint32_t nbuckets,
-                 uint32_t *scratch, uint32_t *offsets, uint32_t *ret);
+                 uint32_t *offsets, uint32_t *ret);
 
 } // namespace simd
 } // namespace tw
