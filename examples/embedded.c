@@ -1,7 +1,8 @@
 /*
  * A loop embedded in the caller's event_base, beside the caller's own
- * events: the base is created with precise timers, dispatched by the
- * caller, and outlives the loop.
+ * events: the base is created with libevent's defaults (the loop needs no
+ * particular configuration), dispatched by the caller, and outlives the
+ * loop.
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -30,10 +31,7 @@ static void on_timer(tw_timer timer, uint64_t deadline_ns, void *userdata)
 
 int main(void)
 {
-    struct event_config *cfg = event_config_new();
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-    struct event_base *base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
+    struct event_base *base = event_base_new();
     if (!base)
         return 1;
 

@@ -182,7 +182,7 @@ TW__PUBLIC int tw_wheel_verify(const tw_wheel *wheel) TW__NOEXCEPT;
 
 
 /*
- * The loop: a wheel on one libevent event_base, with one timer event armed
+ * The loop: a wheel on one libevent event_base, with one timer descriptor set
  * at the earliest deadline (no periodic tick: an idle loop never wakes), a
  * clock read once per turn, and a bounded inbox through which other threads
  * reach it.  Everything but the tw_loop_post* family and tw_loop_stop runs
@@ -218,9 +218,9 @@ typedef struct tw_loop_config {
 typedef struct tw_loop_stats {
     size_t struct_size;       /* the caller sets sizeof(tw_loop_stats) */
     uint64_t now_ns;          /* the clock as read at the start of the last turn */
-    uint64_t turns;           /* times the loop ran: timer event, inbox, by hand */
-    uint64_t wakeups;         /* timer event callbacks */
-    uint64_t rearms;          /* times the timer event was re-armed */
+    uint64_t turns;           /* times the loop ran: timer, inbox, by hand */
+    uint64_t wakeups;         /* the timer descriptor went off */
+    uint64_t rearms;          /* times the timer descriptor was set */
     uint64_t fired;
     uint64_t budget_stops;    /* turns that left due timers for the next turn */
     uint64_t longest_turn_ns;
@@ -244,7 +244,8 @@ typedef struct tw_loop_stats {
 TW__PUBLIC void tw_loop_config_init(tw_loop_config *config) TW__NOEXCEPT;
 /* A loop on base, which it never dispatches itself and which must outlive
  * it (free the loop first); base NULL gives the loop a base of its own,
- * with precise timers, run by tw_loop_run.  The caller owns the loop and
+ * run by tw_loop_run.  Either way the loop times itself with a timerfd the
+ * base polls, so the base needs no particular configuration.  The caller owns the loop and
  * frees it with tw_loop_free. */
 TW__PUBLIC int tw_loop_new(struct event_base *base, const tw_loop_config *config,
                            tw_loop **ret) TW__NOEXCEPT;

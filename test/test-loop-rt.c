@@ -355,12 +355,55 @@ static void test_budget_resumes_at_once(void **state)
     tw_loop_free(R.loop);
 }
 
+/* libevent's default base on Linux keeps time with a coarse clock and
+ * waits in milliseconds, so its own timers go off up to a few milliseconds
+ * early or late.  The loop's timer descriptor is set to each deadline
+ * itself: every time it goes off, a timer is due.  Timers 3 ms apart, none
+ * cancelled or moved: at most one wake-up each (fewer when a late turn
+ * catches up with the next), none early. */
+#define N_SPACED 40
+
+static void spaced_timer(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    observe(timer, deadline_ns, userdata);
+    if (R.n == N_SPACED)
+        event_base_loopexit(R.base, NULL);
+}
+
+static void test_default_base_wakes_only_when_due(void **state)
+{
+    (void)state;
+    reset();
+    R.base = event_base_new();
+    assert_non_null(R.base);
+    assert_int_equal(tw_loop_new(R.base, NULL, &R.loop), 0);
+    const uint64_t start = tw_loop_now(R.loop);
+    for (uintptr_t i = 0; i < N_SPACED; i++) {
+        /* Odd nanoseconds: nothing about them is round. */
+        R.want[i] = start + (i + 1) * 3 * MS + 777 * i + 1;
+        tw_timer t;
+        assert_int_equal(tw_loop_schedule(R.loop, R.want[i], spaced_timer, (void *)i, &t), 0);
+    }
+    assert_int_equal(event_base_dispatch(R.base), 0);
+    tw_loop_stats s = stats_of(R.loop);
+    printf("# %d timers 3 ms apart on a default base: %llu wake-ups, max lateness %llu us\n",
+           N_SPACED, (unsigned long long)s.wakeups, (unsigned long long)(R.max_late / US));
+    assert_int_equal(R.n, N_SPACED);
+    assert_int_equal(R.early, 0);
+    assert_int_equal(R.wrong_deadline, 0);
+    assert_true(s.wakeups >= 1);
+    assert_true(s.wakeups <= N_SPACED);
+    tw_loop_free(R.loop);
+    event_base_free(R.base);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
         SEED = (unsigned)strtoul(argv[1], NULL, 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embedded_beside_other_event),
+        cmocka_unit_test(test_default_base_wakes_only_when_due),
         cmocka_unit_test(test_idle_loop_never_wakes),
         cmocka_unit_test(test_twenty_ms_timer),
         cmocka_unit_test(test_budget_storm_beside_io),

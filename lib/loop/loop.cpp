@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,26 @@ uint64_t clock_ns(clockid_t id)
 
 /* A growth of BOOTTIME - MONOTONIC below this is read-out jitter. */
 constexpr uint64_t kSuspendMinNs = 1000000;
+
+/* The farthest the timer descriptor is set, ~146 years: below the
+ * kernel's limit; a later deadline is reached by setting it again. */
+constexpr uint64_t kArmMaxNs = uint64_t(1) << 62;
+
+/* CLOCK_BOOTTIME - CLOCK_MONOTONIC, read MONOTONIC first so the result is
+ * never below the true difference (which only a suspend changes), and
+ * measured again while a preemption between the reads may have inflated
+ * it by more than a few microseconds. */
+uint64_t boot_gap()
+{
+    uint64_t gap = 0;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        uint64_t mono = clock_ns(CLOCK_MONOTONIC);
+        gap = clock_ns(CLOCK_BOOTTIME) - mono;
+        if (clock_ns(CLOCK_MONOTONIC) - mono < 4000)
+            break;
+    }
+    return gap;
+}
 
 /* Under a time budget, the turn dispatches in chunks of callbacks and
  * reads the clock between them: 64 at first, doubling up to 1024 while a
@@ -50,6 +71,8 @@ Loop::~Loop()
         event_free(timer_ev_);
     if (wake_ev_)
         event_free(wake_ev_);
+    if (timer_fd_ >= 0)
+        close(timer_fd_);
     if (wake_fd_ >= 0)
         close(wake_fd_);
     if (own_base_ && base_)
@@ -69,7 +92,7 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
     if (batch_threshold_ < kDirectMax)
         batch_threshold_ = kDirectMax;
     if (!clock_)
-        boot_gap_ = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
+        boot_gap_ = boot_gap();
     now_ = clock_ ? clock_(clock_userdata_) : clock_ns(CLOCK_MONOTONIC);
 
     tw_wheel_config wc;
@@ -84,21 +107,25 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0)
         return TW_ENOMEM;
+    /* The loop times itself: absolute on CLOCK_BOOTTIME with its own clock
+     * (see rearm), relative on CLOCK_MONOTONIC with an injected one.  The
+     * base only polls the descriptor, so its own timer settings and clock
+     * do not matter, and it needs no timers of its own. */
+    timer_fd_ = timerfd_create(clock_ ? CLOCK_MONOTONIC : CLOCK_BOOTTIME,
+                               TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd_ < 0)
+        return TW_ENOMEM;
     if (!base) {
-        struct event_config *cfg = event_config_new();
-        if (!cfg)
-            return TW_ENOMEM;
-        event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-        base = event_base_new_with_config(cfg);
-        event_config_free(cfg);
+        base = event_base_new();
         if (!base)
             return TW_ENOMEM;
         own_base_ = true;
     }
     base_ = base;
-    timer_ev_ = event_new(base_, -1, 0, on_timer, this);
+    timer_ev_ = event_new(base_, timer_fd_, EV_READ | EV_PERSIST, on_timer, this);
     wake_ev_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, on_wake, this);
-    if (!timer_ev_ || !wake_ev_ || event_add(wake_ev_, nullptr) < 0)
+    if (!timer_ev_ || !wake_ev_ || event_add(timer_ev_, nullptr) < 0 ||
+        event_add(wake_ev_, nullptr) < 0)
         return TW_ENOMEM;
     return 0;
 }
@@ -117,10 +144,12 @@ uint64_t Loop::read_clock()
     } else {
         uint64_t mono = clock_ns(CLOCK_MONOTONIC);
         uint64_t gap = clock_ns(CLOCK_BOOTTIME) - mono;
-        if (gap > boot_gap_ + kSuspendMinNs) {
+        if (gap > boot_gap_ + kSuspendMinNs && (gap = boot_gap()) > boot_gap_ + kSuspendMinNs) {
             suspended_ += gap - boot_gap_;
             boot_gap_ = gap;
             log(1, "suspend detected: timers that fell due during it fire now");
+        } else if (gap < boot_gap_) {
+            boot_gap_ = gap;    /* a tighter bound */
         }
         t = mono + suspended_;
     }
@@ -135,7 +164,7 @@ void Loop::on_timer(int, short, void *arg)
 {
     Loop *loop = static_cast<Loop *>(arg);
     loop->wakeups_++;
-    loop->armed_ = TW_NEVER;
+    loop->timer_expired_ = true;
     loop->turn(true);
     if (loop->free_requested_ && !loop->running_)
         delete loop->self_;
@@ -157,8 +186,8 @@ uint64_t Loop::turn(bool catch_up)
     in_turn_ = true;
     uint64_t fired = 0;
     /* A deadline that passed while this turn ran is served by another pass
-     * at once, rather than by a trip through the event base: re-arming the
-     * timer event costs a timerfd_settime and a poll, several microseconds
+     * at once, rather than by a trip through the event base: setting the
+     * timer descriptor costs a timerfd_settime and a poll, several microseconds
      * on a virtual machine, which at tens of thousands of wake-ups a second
      * was a third of a busy loop's CPU.  A pass that stopped on a budget
      * does go back to the base, so I/O gets its turn. */
@@ -314,32 +343,42 @@ void Loop::wake()
     }
 }
 
+/*
+ * Sets the timer descriptor to the earliest deadline, when that changed or
+ * the descriptor went off (it then stays readable until set again).
+ *
+ * With the built-in clock, loop time is CLOCK_MONOTONIC + suspended_, and
+ * CLOCK_BOOTTIME is CLOCK_MONOTONIC + the gap, which grows only by each
+ * suspend, as suspended_ does once read_clock has seen it.  So loop time t
+ * is BOOTTIME t - suspended_ + gap: set absolute, the descriptor goes off
+ * on the deadline to the nanosecond, after a suspend too (a timer that
+ * fell due during one fires on resume), and never early, since boot_gap_
+ * is never below the true gap.  An injected clock has no kernel
+ * counterpart: the delay from now_ on CLOCK_MONOTONIC is the best there is.
+ */
 void Loop::rearm()
 {
     uint64_t next;
-    if (wheel_.next_deadline(&next) < 0) {
-        if (armed_ != TW_NEVER) {
-            event_del(timer_ev_);
-            armed_ = TW_NEVER;
+    if (wheel_.next_deadline(&next) < 0)
+        next = TW_NEVER;
+    if (next == armed_ && !timer_expired_)
+        return;
+    struct itimerspec its;
+    std::memset(&its, 0, sizeof(its));
+    int flags = clock_ ? 0 : TFD_TIMER_ABSTIME;
+    if (next != TW_NEVER) {
+        /* Due: 1 ns, relative or absolute, has passed at once (0 disarms). */
+        uint64_t at = 1;
+        if (next > now_) {
+            uint64_t d = clock_ ? next - now_ : next - suspended_;
+            at = (d < kArmMaxNs ? d : kArmMaxNs) + (clock_ ? 0 : boot_gap_);
         }
-        return;
+        its.it_value.tv_sec = time_t(at / 1000000000u);
+        its.it_value.tv_nsec = long(at % 1000000000u);
     }
-    if (next == armed_)
-        return;
-    /* libevent measures the delay from its cached time: refresh it, and take
-     * the delay from a fresh reading, so the event lands on the deadline. */
-    uint64_t now = now_;
-    if (!clock_) {
-        event_base_update_cache_time(base_);
-        now = clock_ns(CLOCK_MONOTONIC) + suspended_;
-    }
-    uint64_t delay = next > now ? next - now : 0;
-    uint64_t us = delay / 1000 + (delay % 1000 != 0);
-    struct timeval tv;
-    tv.tv_sec = time_t(us / 1000000);
-    tv.tv_usec = suseconds_t(us % 1000000);
-    event_add(timer_ev_, &tv);
+    timerfd_settime(timer_fd_, flags, &its, nullptr);
     armed_ = next;
+    timer_expired_ = false;
     rearms_++;
 }
 

@@ -1,9 +1,9 @@
 /*
  * The loop: a wheel bound to one libevent event_base.
  *
- * One timer event stays armed at the wheel's earliest deadline and is
- * re-armed only when that changes, so an idle loop never wakes.  A turn
- * (the timer event, an inbox wake-up, or tw_loop_process by hand) reads the
+ * One timerfd, which the base polls, stays set at the wheel's earliest
+ * deadline and is set again only when that changes, so an idle loop never
+ * wakes.  A turn (the timerfd, an inbox wake-up, or tw_loop_process by hand) reads the
  * clock once, runs the inbox, advances the wheel under the callback budget
  * and re-arms.  Other threads reach the loop only through the inbox, whose
  * producers wake it by writing an eventfd the base watches: no libevent
@@ -135,6 +135,7 @@ private:
     struct event *timer_ev_ = nullptr;
     struct event *wake_ev_ = nullptr;
     int wake_fd_ = -1;
+    int timer_fd_ = -1;
     std::atomic<bool> wake_pending_{false};
     std::atomic<bool> stop_{false};
     std::mutex room_mutex_;             /* post_wait sleeps here for room */
@@ -153,7 +154,8 @@ private:
     bool worker_warned_ = false;
 
     uint64_t now_ = 0;
-    uint64_t armed_ = TW_NEVER;         /* the deadline the timer event is set for */
+    uint64_t armed_ = TW_NEVER;         /* the deadline the timer descriptor is set for */
+    bool timer_expired_ = false;        /* it went off and is readable until set */
     uint64_t boot_gap_ = 0;             /* CLOCK_BOOTTIME - CLOCK_MONOTONIC */
     uint64_t suspended_ = 0;            /* added to the monotonic clock */
     bool in_turn_ = false;
