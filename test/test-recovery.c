@@ -584,6 +584,22 @@ static void test_amplification_limit(void **state)
     assert_int_equal(tw_recovery_set_amplification_limited(r, 1), 0);
     assert_int_equal(deadline_of(r), MS(999));
     tw_recovery_free(r);
+
+    /* Nor does the call arm or restart a client's anti-deadlock timer,
+     * which runs from the latest time seen. */
+    r = make(TW_RECOVERY_RFC9002, 0, 0);
+    assert_int_equal(tw_recovery_set_amplification_limited(r, 1), 0);
+    no_deadline(r);
+    assert_int_equal(tw_recovery_on_sent(r, TW_PN_INITIAL, 0, 0, 1200, AE, 1), 0);
+    ack1(r, TW_PN_INITIAL, 0, 0, 0, MS(100));   /* srtt 100, rttvar 50 */
+    /* Nothing in flight, address not validated: 100 + 100 + 200 = 400 */
+    assert_int_equal(deadline_of(r), MS(400));
+    /* An ACK-only packet at 300: the latest time seen moves, not the timer. */
+    assert_int_equal(tw_recovery_on_sent(r, TW_PN_INITIAL, 1, MS(300), 50, 0, 0), 0);
+    assert_int_equal(deadline_of(r), MS(400));
+    assert_int_equal(tw_recovery_set_amplification_limited(r, 0), 0);
+    assert_int_equal(deadline_of(r), MS(400));     /* not 300 + 300 */
+    tw_recovery_free(r);
 }
 
 /* RFC 6298 (2.2): RTO = R + max(G, 4 * R/2) = R + max(G, 2R). */

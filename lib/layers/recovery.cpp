@@ -606,6 +606,11 @@ int Recovery::set_handshake_confirmed()
 
 int Recovery::set_amplification_limited(bool limited)
 {
+    /* Only a server is bound by the limit.  A client ignores the call:
+     * recomputing its timer would restart (or arm) the anti-deadlock
+     * timer from the latest time seen. */
+    if (!is_server_)
+        return 0;
     amplification_limited_ = limited;
     if (mode_ == TW_RECOVERY_RFC9002)
         set_timer();
