@@ -245,8 +245,8 @@ TW__PUBLIC void tw_loop_config_init(tw_loop_config *config) TW__NOEXCEPT;
 /* A loop on base, which it never dispatches itself and which must outlive
  * it (free the loop first); base NULL gives the loop a base of its own,
  * run by tw_loop_run.  Either way the loop times itself with a timerfd the
- * base polls, so the base needs no particular configuration.  The caller owns the loop and
- * frees it with tw_loop_free. */
+ * base polls, so the base needs no particular configuration.  The caller
+ * owns the loop and frees it with tw_loop_free. */
 TW__PUBLIC int tw_loop_new(struct event_base *base, const tw_loop_config *config,
                            tw_loop **ret) TW__NOEXCEPT;
 /* Drops armed timers without their callbacks, reports every posted function
@@ -263,9 +263,10 @@ TW__PUBLIC int tw_loop_stop(tw_loop *loop) TW__NOEXCEPT;
  * clock, runs the inbox, fires what is due and re-arms.  Returns how many
  * timers fired. */
 TW__PUBLIC int tw_loop_process(tw_loop *loop) TW__NOEXCEPT;
-/* A descriptor that polls readable while posted commands wait: a loop
- * driven by hand watches it beside tw_loop_next_deadline and calls
- * tw_loop_process.  Owned by the loop. */
+/* A descriptor that polls readable while posted commands wait or, with
+ * the built-in clock, a timer is due: a loop driven by hand polls it
+ * alone, with no timeout, and calls tw_loop_process when it is readable.
+ * Owned by the loop. */
 TW__PUBLIC int tw_loop_fd(const tw_loop *loop) TW__NOEXCEPT;
 /* The time the loop's clock gave at the start of the current turn. */
 TW__PUBLIC uint64_t tw_loop_now(const tw_loop *loop) TW__NOEXCEPT;

@@ -6,6 +6,7 @@
 #include <new>
 
 #include <event2/event.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -73,6 +74,8 @@ Loop::~Loop()
         event_free(wake_ev_);
     if (timer_fd_ >= 0)
         close(timer_fd_);
+    if (poll_fd_ >= 0)
+        close(poll_fd_);
     if (wake_fd_ >= 0)
         close(wake_fd_);
     if (own_base_ && base_)
@@ -107,14 +110,30 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0)
         return TW_ENOMEM;
-    /* The loop times itself: absolute on CLOCK_BOOTTIME with its own clock
-     * (see rearm), relative on CLOCK_MONOTONIC with an injected one.  The
-     * base only polls the descriptor, so its own timer settings and clock
-     * do not matter, and it needs no timers of its own. */
-    timer_fd_ = timerfd_create(clock_ ? CLOCK_MONOTONIC : CLOCK_BOOTTIME,
-                               TFD_NONBLOCK | TFD_CLOEXEC);
-    if (timer_fd_ < 0)
+    /* With its own clock the loop times itself, absolute on CLOCK_BOOTTIME
+     * (see rearm): the base only polls the descriptor, so its own timer
+     * settings and clock do not matter.  An injected clock has no kernel
+     * counterpart; its loop keeps a libevent timer event (see rearm). */
+    if (!clock_) {
+        timer_fd_ = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (timer_fd_ < 0)
+            return TW_ENOMEM;
+    }
+    /* One descriptor for a caller that drives the loop by hand: readable
+     * while a post waits or the timer descriptor went off. */
+    poll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (poll_fd_ < 0)
         return TW_ENOMEM;
+    for (int fd : {wake_fd_, timer_fd_}) {
+        if (fd < 0)
+            continue;
+        struct epoll_event ev;
+        std::memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (epoll_ctl(poll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0)
+            return TW_ENOMEM;
+    }
     if (!base) {
         base = event_base_new();
         if (!base)
@@ -122,9 +141,12 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
         own_base_ = true;
     }
     base_ = base;
-    timer_ev_ = event_new(base_, timer_fd_, EV_READ | EV_PERSIST, on_timer, this);
+    if (clock_)
+        timer_ev_ = event_new(base_, -1, 0, on_timer, this);
+    else
+        timer_ev_ = event_new(base_, timer_fd_, EV_READ | EV_PERSIST, on_timer, this);
     wake_ev_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, on_wake, this);
-    if (!timer_ev_ || !wake_ev_ || event_add(timer_ev_, nullptr) < 0 ||
+    if (!timer_ev_ || !wake_ev_ || (!clock_ && event_add(timer_ev_, nullptr) < 0) ||
         event_add(wake_ev_, nullptr) < 0)
         return TW_ENOMEM;
     return 0;
@@ -344,8 +366,8 @@ void Loop::wake()
 }
 
 /*
- * Sets the timer descriptor to the earliest deadline, when that changed or
- * the descriptor went off (it then stays readable until set again).
+ * Sets the timer to the earliest deadline, when that changed or the timer
+ * went off (a timer descriptor then stays readable until set again).
  *
  * With the built-in clock, loop time is CLOCK_MONOTONIC + suspended_, and
  * CLOCK_BOOTTIME is CLOCK_MONOTONIC + the gap, which grows only by each
@@ -353,8 +375,13 @@ void Loop::wake()
  * is BOOTTIME t - suspended_ + gap: set absolute, the descriptor goes off
  * on the deadline to the nanosecond, after a suspend too (a timer that
  * fell due during one fires on resume), and never early, since boot_gap_
- * is never below the true gap.  An injected clock has no kernel
- * counterpart: the delay from now_ on CLOCK_MONOTONIC is the best there is.
+ * is never below the true gap.  Each setting is a system call, as
+ * libevent's own precise timer makes one per dispatch.
+ *
+ * An injected clock has no kernel counterpart: its loop gives libevent the
+ * delay from now_ in whole microseconds, rounded up.  Simulations drive
+ * such loops by hand at millions of turns a second; libevent's event_add
+ * keeps that free of system calls.
  */
 void Loop::rearm()
 {
@@ -363,23 +390,35 @@ void Loop::rearm()
         next = TW_NEVER;
     if (next == armed_ && !timer_expired_)
         return;
+    armed_ = next;
+    timer_expired_ = false;
+    rearms_++;
+    if (clock_) {
+        if (next == TW_NEVER) {
+            event_del(timer_ev_);
+            return;
+        }
+        uint64_t delay = next > now_ ? next - now_ : 0;
+        uint64_t us = delay / 1000 + (delay % 1000 != 0);
+        struct timeval tv;
+        tv.tv_sec = time_t(us / 1000000);
+        tv.tv_usec = suseconds_t(us % 1000000);
+        event_add(timer_ev_, &tv);
+        return;
+    }
     struct itimerspec its;
     std::memset(&its, 0, sizeof(its));
-    int flags = clock_ ? 0 : TFD_TIMER_ABSTIME;
     if (next != TW_NEVER) {
-        /* Due: 1 ns, relative or absolute, has passed at once (0 disarms). */
+        /* Due: 1 ns after the epoch has passed at once (0 disarms). */
         uint64_t at = 1;
         if (next > now_) {
-            uint64_t d = clock_ ? next - now_ : next - suspended_;
-            at = (d < kArmMaxNs ? d : kArmMaxNs) + (clock_ ? 0 : boot_gap_);
+            uint64_t d = next - suspended_;
+            at = (d < kArmMaxNs ? d : kArmMaxNs) + boot_gap_;
         }
         its.it_value.tv_sec = time_t(at / 1000000000u);
         its.it_value.tv_nsec = long(at % 1000000000u);
     }
-    timerfd_settime(timer_fd_, flags, &its, nullptr);
-    armed_ = next;
-    timer_expired_ = false;
-    rearms_++;
+    timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
 }
 
 int Loop::run()

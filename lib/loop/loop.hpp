@@ -60,7 +60,7 @@ public:
     void stop();
     uint64_t process();
     uint64_t now() const { return now_; }
-    int fd() const { return wake_fd_; }
+    int fd() const { return poll_fd_; }
     int next_deadline(uint64_t *ret) const { return wheel_.next_deadline(ret); }
 
     int schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer *ret);
@@ -136,6 +136,7 @@ private:
     struct event *wake_ev_ = nullptr;
     int wake_fd_ = -1;
     int timer_fd_ = -1;
+    int poll_fd_ = -1;                  /* epoll of both, for driving by hand */
     std::atomic<bool> wake_pending_{false};
     std::atomic<bool> stop_{false};
     std::mutex room_mutex_;             /* post_wait sleeps here for room */
