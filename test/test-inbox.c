@@ -1,6 +1,7 @@
 /*
  * The inbox under threads: producers post through a small inbox to a loop
- * run by tw_loop_run on the main thread.  Every command runs exactly once,
+ * run by tw_loop_run on the main thread, or driven by hand through
+ * tw_loop_fd.  Every command runs exactly once,
  * in order per producer, and a full inbox pushes back instead of growing.
  * Synchronisation is by joins, semaphores and the loop's own completion;
  * nothing sleeps.  Producers never call cmocka (it is not thread-safe):
@@ -8,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -133,7 +135,29 @@ static void *produce(void *arg)
     return NULL;
 }
 
-static void run_producers(unsigned n, const enum way *ways, uint32_t count)
+/* A loop driven by hand: poll tw_loop_fd with no timeout of the test's
+ * own (10 s only so that a lost wake-up fails instead of hanging), run a
+ * turn when it is readable.  Returns the wake-ups; *lost counts polls that
+ * timed out with commands still to run. */
+static uint64_t drive_by_hand(uint64_t *lost)
+{
+    struct pollfd p = {.fd = tw_loop_fd(S.loop), .events = POLLIN};
+    uint64_t wakeups = 0;
+    while (S.ran < S.total && !__atomic_load_n(&GIVE_UP, __ATOMIC_RELAXED)) {
+        int r = poll(&p, 1, 10000);
+        if (r == 0) {
+            ++*lost;
+            break;
+        }
+        if (r == 1) {
+            wakeups++;
+            tw_loop_process(S.loop);
+        }
+    }
+    return wakeups;
+}
+
+static void run_producers_on(unsigned n, const enum way *ways, uint32_t count, int by_hand)
 {
     memset(&S, 0, sizeof(S));
     GIVE_UP = 0;
@@ -153,7 +177,11 @@ static void run_producers(unsigned n, const enum way *ways, uint32_t count)
         ps[i].count = count;
         assert_int_equal(pthread_create(&ps[i].thread, NULL, produce, &ps[i]), 0);
     }
-    assert_int_equal(tw_loop_run(S.loop), 0);
+    uint64_t lost = 0, wakeups = 0;
+    if (by_hand)
+        wakeups = drive_by_hand(&lost);
+    else
+        assert_int_equal(tw_loop_run(S.loop), 0);
     uint64_t refused = 0, timeouts = 0;
     for (unsigned i = 0; i < n; i++) {
         assert_int_equal(pthread_join(ps[i].thread, NULL), 0);
@@ -193,10 +221,25 @@ static void run_producers(unsigned n, const enum way *ways, uint32_t count)
     assert_int_equal(s.inbox_depth, 0);
     assert_int_equal(s.inbox_run, S.total);
     assert_true(s.turns > 0);
+    if (by_hand) {
+        printf("# by hand: %llu wake-ups for %llu commands\n", (unsigned long long)wakeups,
+               (unsigned long long)S.total);
+        assert_int_equal(lost, 0);
+        /* The last command's tw_loop_stop wrote the descriptor: one more
+         * turn, then it must be quiet, every write read. */
+        tw_loop_process(S.loop);
+        struct pollfd p = {.fd = tw_loop_fd(S.loop), .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 0), 0);
+    }
     /* Nothing is left to cancel: consume would count a non-zero status. */
     tw_loop_free(S.loop);
     assert_int_equal(S.bad_status, 0);
     assert_int_equal(S.ran, S.total);
+}
+
+static void run_producers(unsigned n, const enum way *ways, uint32_t count)
+{
+    run_producers_on(n, ways, count, 0);
 }
 
 static void test_two_producers(void **state)
@@ -204,6 +247,15 @@ static void test_two_producers(void **state)
     (void)state;
     const enum way ways[] = {POST, POST_WAIT};
     run_producers(2, ways, PER_PRODUCER);
+}
+
+/* The same through tw_loop_fd and tw_loop_process: no lost wake-up, and
+ * the descriptor quiet once everything ran. */
+static void test_two_producers_by_hand(void **state)
+{
+    (void)state;
+    const enum way ways[] = {POST, POST_WAIT};
+    run_producers_on(2, ways, PER_PRODUCER, 1);
 }
 
 static void test_four_producers(void **state)
@@ -272,6 +324,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_producers),
+        cmocka_unit_test(test_two_producers_by_hand),
         cmocka_unit_test(test_four_producers),
         cmocka_unit_test(test_posted_timers),
         cmocka_unit_test(test_stop_from_another_thread),

@@ -315,8 +315,10 @@ bool Loop::parallel(size_t n, Worker::Fn fn, void *ctx)
 
 void Loop::run_inbox()
 {
-    /* Cleared before draining: a post that finds it set has been seen. */
-    wake_pending_.exchange(false, std::memory_order_acq_rel);
+    /* Cleared before draining: a post that finds it set has been seen.
+     * Whoever set it writes the eventfd once, now or soon: owed. */
+    if (wake_pending_.exchange(false, std::memory_order_acq_rel))
+        wake_owed_++;
     uint64_t depth = inbox_.depth();
     if (depth > inbox_high_)
         inbox_high_ = depth;
@@ -438,19 +440,27 @@ void Loop::stop()
     wake();
 }
 
-/* Empties the wake-up descriptor.  Always done by the paths that poll it
- * (the base's callback, tw_loop_process): a producer's write can land after
- * the flag it goes with was cleared, and must not leave it readable. */
+/* Empties the wake-up descriptor, and settles the writes it held against
+ * those owed.  The base's callback always reads (the descriptor polled
+ * readable); tw_loop_process reads when a write is owed or may be coming. */
 void Loop::drain_fd()
 {
     uint64_t count;
-    ssize_t r = read(wake_fd_, &count, sizeof(count));
-    (void)r;    /* EAGAIN: nothing was written */
+    if (read(wake_fd_, &count, sizeof(count)) == sizeof(count))
+        wake_owed_ -= int64_t(count);
 }
 
+/* A turn by hand reads the eventfd only when a write is owed or may be in
+ * flight, not on every call: a simulation makes millions of them, and the
+ * read was its only system call.  Each write goes with one setting of
+ * wake_pending_ by its writer; run_inbox counts each clearing it sees, so
+ * writes_landed - writes_read <= wake_owed_ while the flag is clear, and a
+ * write that lands after its clearing is read by a later turn, which its
+ * landing wakes. */
 uint64_t Loop::process()
 {
-    drain_fd();
+    if (wake_owed_ > 0 || wake_pending_.load(std::memory_order_acquire))
+        drain_fd();
     return turn(false);
 }
 

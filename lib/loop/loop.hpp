@@ -138,6 +138,7 @@ private:
     int timer_fd_ = -1;
     int poll_fd_ = -1;                  /* epoll of both, for driving by hand */
     std::atomic<bool> wake_pending_{false};
+    int64_t wake_owed_ = 0;             /* eventfd writes cleared, not yet read */
     std::atomic<bool> stop_{false};
     std::mutex room_mutex_;             /* post_wait sleeps here for room */
     std::condition_variable room_;
