@@ -41,6 +41,7 @@ extern "C" {
     XX(EAGAIN, -11, "resource temporarily unavailable")                        \
     XX(ENOMEM, -12, "out of memory or timer limit reached")                    \
     XX(EBUSY, -16, "operation not allowed while the wheel is advancing")       \
+    XX(EMFILE, -24, "no file descriptor available")                            \
     XX(EINVAL, -22, "invalid argument")                                        \
     XX(ENOSPC, -28, "too many distinct callbacks")                             \
     XX(ERANGE, -34, "value out of range")                                      \

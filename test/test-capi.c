@@ -25,8 +25,8 @@ static void count(tw_timer timer, uint64_t deadline_ns, void *userdata)
 static void test_errors_and_names(void **state)
 {
     (void)state;
-    const int codes[] = {TW_ENOENT, TW_EAGAIN, TW_ENOMEM, TW_EBUSY,
-                         TW_EINVAL, TW_ENOSPC, TW_ERANGE, TW_EUCLEAN};
+    const int codes[] = {TW_ENOENT, TW_EAGAIN, TW_ENOMEM, TW_EBUSY,  TW_EMFILE, TW_EINVAL,
+                         TW_ENOSPC, TW_ERANGE, TW_ETIMEDOUT, TW_EUCLEAN, TW_ECANCELED};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         assert_true(codes[i] < 0);
         assert_non_null(tw_err_name(codes[i]));

@@ -1,18 +1,23 @@
 /*
  * Behaviour of the loop with an injected clock: firing rules, the time
  * cached per turn, the callback budget, the inbox seen from the loop's own
- * thread, reentrancy (free and cancel from a callback) and misuse.  Loops
+ * thread, reentrancy (free and cancel from a callback), misuse, and a
+ * process out of file descriptors.  Loops
  * live on a base the test creates (embedded) or on their own; they are
  * driven by hand with tw_loop_process, or by their base with non-blocking
  * dispatches when every deadline involved is already due.  Nothing sleeps.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -1564,10 +1569,79 @@ static void test_fd_for_hand_driven_loops(void **state)
     assert_int_equal(POSTS.n, 2);
 }
 
+static int fd_open(int fd)
+{
+    return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
+/* The open descriptors below 4096, to see that nothing leaked. */
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        n += fd_open(fd);
+    return n;
+}
+
+/* The descriptor limit under which exactly room descriptors are free,
+ * whatever gaps the process inherited. */
+static rlim_t limit_with_room(int room)
+{
+    int fd = 0;
+    for (int free_below = 0; free_below < room; fd++)
+        free_below += !fd_open(fd);
+    return (rlim_t)fd;
+}
+
+/* With the descriptor limit just above what is open, every descriptor the
+ * loop creates in turn fails: the answer is TW_EMFILE, not a crash (libevent
+ * ends the process when a base it creates runs short; the loop refuses
+ * before that) and not TW_ENOMEM, and whatever was created before is closed
+ * again (and freed: the sanitizer build checks).  Returns the room the loop
+ * needed. */
+static int room_needed(struct event_base *base)
+{
+    struct rlimit saved;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    const int before = open_fds();
+    for (int room = 0; room < 32; room++) {
+        struct rlimit low = saved;
+        low.rlim_cur = limit_with_room(room);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        tw_loop *loop = NULL;
+        int r = tw_loop_new(base, NULL, &loop);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+        if (r == 0) {
+            assert_non_null(loop);
+            tw_loop_free(loop);
+            assert_int_equal(open_fds(), before);
+            return room;
+        }
+        assert_int_equal(r, TW_EMFILE);
+        assert_null(loop);
+        assert_int_equal(open_fds(), before);
+    }
+    fail_msg("no loop with 32 descriptors to spare");
+    return -1;
+}
+
+static void test_descriptor_limit(void **state)
+{
+    (void)state;
+    /* In a caller's base: its eventfd, timerfd and epoll descriptor. */
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    assert_int_equal(room_needed(base), 3);
+    event_base_free(base);
+    /* With a base of its own: those, and the base's. */
+    assert_true(room_needed(NULL) > 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_config_defaults, teardown),
+        cmocka_unit_test(test_descriptor_limit),
         cmocka_unit_test_teardown(test_fires_at_deadline_not_before, teardown),
         cmocka_unit_test_teardown(test_deadline_order, teardown),
         cmocka_unit_test_teardown(test_now_is_turn_start, teardown),

@@ -1,6 +1,7 @@
 #include "loop/loop.hpp"
 #include "common/copy-out.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <new>
@@ -15,6 +16,24 @@
 namespace tw {
 
 namespace {
+
+/* The code for a descriptor the kernel would not create. */
+int fd_error()
+{
+    return errno == EMFILE || errno == ENFILE ? TW_EMFILE : TW_ENOMEM;
+}
+
+/* True when n more descriptors can be opened now. */
+bool descriptors_left(int n)
+{
+    int fds[8];
+    int k = 0;
+    while (k < n && k < 8 && (fds[k] = eventfd(0, EFD_CLOEXEC)) >= 0)
+        k++;
+    for (int i = 0; i < k; i++)
+        close(fds[i]);
+    return k == n;
+}
 
 uint64_t clock_ns(clockid_t id)
 {
@@ -109,7 +128,7 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
         return TW_ENOMEM;
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0)
-        return TW_ENOMEM;
+        return fd_error();
     /* With its own clock the loop times itself, absolute on CLOCK_BOOTTIME
      * (see rearm): the base only polls the descriptor, so its own timer
      * settings and clock do not matter.  An injected clock has no kernel
@@ -117,13 +136,13 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
     if (!clock_) {
         timer_fd_ = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
         if (timer_fd_ < 0)
-            return TW_ENOMEM;
+            return fd_error();
     }
     /* One descriptor for a caller that drives the loop by hand: readable
      * while a post waits or the timer descriptor went off. */
     poll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (poll_fd_ < 0)
-        return TW_ENOMEM;
+        return fd_error();
     for (int fd : {wake_fd_, timer_fd_}) {
         if (fd < 0)
             continue;
@@ -135,9 +154,15 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
             return TW_ENOMEM;
     }
     if (!base) {
+        /* libevent ends the process when a new base cannot get the
+         * descriptors it needs (the epoll one, a pair for signals): refuse
+         * cleanly when fewer are left.  Another thread may take them in
+         * between; this is the common case of a process at its limit. */
+        if (!descriptors_left(3))
+            return TW_EMFILE;
         base = event_base_new();
         if (!base)
-            return TW_ENOMEM;
+            return fd_error();
         own_base_ = true;
     }
     base_ = base;
