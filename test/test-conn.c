@@ -985,6 +985,84 @@ static void test_dirty_from_check(void **state)
 
 /* ---- bad input ---------------------------------------------------------- */
 
+/* The reliability layers a connection had stay the caller's after the loop
+ * is freed with the connection still on it: calls that move their deadline
+ * must not reach the freed connection.  Freed between turns and from
+ * inside a connection's callback, with both recovery modes and a layer of
+ * another kind beside them. */
+static tw_recovery *recovery_for(uint32_t mode)
+{
+    tw_recovery_config rc;
+    tw_recovery_config_init(&rc);
+    rc.mode = mode;
+    rc.is_server = 1;
+    tw_recovery *r = NULL;
+    assert_int_equal(tw_recovery_new(&rc, &r), 0);
+    assert_int_equal(tw_recovery_set_handshake_confirmed(r), 0);
+    return r;
+}
+
+/* Sends, acknowledges and times out on r, as a caller still would. */
+static void use_recovery(tw_recovery *r, uint64_t pn, uint64_t now)
+{
+    assert_int_equal(tw_recovery_on_sent(r, TW_PN_APPLICATION, pn, now, 1200,
+                                         TW_RECOVERY_ACK_ELICITING, pn + 1), 0);
+    assert_int_equal(tw_recovery_on_sent(r, TW_PN_APPLICATION, pn + 1, now, 1200,
+                                         TW_RECOVERY_ACK_ELICITING, pn + 2), 0);
+    const tw_ack_range ack = {pn + 1, pn + 1};
+    assert_int_equal(tw_recovery_on_ack(r, TW_PN_APPLICATION, &ack, 1, 0, now + 10 * MS), 0);
+    uint64_t at;
+    assert_int_equal(tw_recovery_next_deadline(r, &at), 0);
+    uint32_t ev = 0;
+    assert_int_equal(tw_recovery_check(r, at, &ev), 0);
+    assert_true(ev != 0);
+}
+
+static void free_loop_cb(const tw_conn_event *e, void *userdata)
+{
+    (void)e;
+    (void)userdata;
+    tw_loop_free(LOOP);
+}
+
+static void test_free_loop_with_recovery(void **state)
+{
+    (void)state;
+    for (int from_callback = 0; from_callback < 2; from_callback++) {
+        start();
+        tw_recovery *quic = recovery_for(TW_RECOVERY_RFC9002);
+        tw_recovery *tcp = recovery_for(TW_RECOVERY_RFC6298);
+        struct fake_layer other;
+        layer_init(&other, T0 + 5 * SEC, 1);
+        tw_conn *a = conn_new(1, from_callback ? free_loop_cb : record, NULL);
+        tw_conn *b = conn_new(2, record, NULL);
+        unsigned n;
+        assert_int_equal(tw_conn_add_recovery(a, quic, &n), 0);
+        assert_int_equal(tw_conn_add_layer(a, &PURE_OPS, &other, &n), 0);
+        assert_int_equal(tw_conn_add_recovery(a, tcp, &n), 0);
+        /* b's reliability layer was given back already: it is not b's. */
+        tw_recovery *gone = recovery_for(TW_RECOVERY_RFC9002);
+        assert_int_equal(tw_conn_add_recovery(b, gone, &n), 0);
+        tw_conn_free(b);
+        use_recovery(quic, 0, T0);
+        use_recovery(tcp, 0, T0);
+        if (from_callback) {
+            assert_int_equal(tw_conn_arm(a, TW_CONN_IDLE, T0 + MS), 0);
+            FAKE = T0 + MS;
+            assert_true(tw_loop_process(LOOP) >= 0);
+        } else {
+            tw_loop_free(LOOP);
+        }
+        LOOP = NULL;
+        use_recovery(quic, 10, T0 + 10 * SEC);
+        use_recovery(tcp, 10, T0 + 10 * SEC);
+        assert_int_equal(tw_recovery_discard_space(quic, TW_PN_INITIAL), 0);
+        tw_recovery_free(quic);
+        tw_recovery_free(tcp);
+        tw_recovery_free(gone);
+    }
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -1877,6 +1955,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_layers_pure_and_impure, teardown),
         cmocka_unit_test_teardown(test_check_all_and_frames, teardown),
         cmocka_unit_test_teardown(test_dirty_from_check, teardown),
+        cmocka_unit_test_teardown(test_free_loop_with_recovery, teardown),
         cmocka_unit_test_teardown(test_bad_input, teardown),
         cmocka_unit_test_teardown(test_stats_struct_size, teardown),
         cmocka_unit_test_teardown(test_random_model, teardown),

@@ -185,6 +185,13 @@ bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
     return any;
 }
 
+void Conn::release_layers()
+{
+    for (unsigned l = 0; l < nlayers; l++)
+        if (layers[l].ops == &kRecoveryLayer)
+            tw_recovery_set_notify(static_cast<tw_recovery *>(layers[l].obj), nullptr, nullptr);
+}
+
 size_t Conn::take_frames(uint64_t *frames, size_t cap)
 {
     size_t n = 0;
@@ -198,6 +205,12 @@ size_t Conn::take_frames(uint64_t *frames, size_t cap)
 
 ConnSet::~ConnSet()
 {
+    /* The layers outlive the loop: a recovery's notify callback must not
+     * keep naming a connection whose memory goes now. */
+    for (size_t i = 0; i < nchunks_; i++)
+        for (size_t j = 0; j < kChunk; j++)
+            if (chunks_[i][j].live)
+                chunks_[i][j].release_layers();
     for (size_t i = 0; i < nchunks_; i++)
         std::free(chunks_[i]);
     std::free(chunks_);
@@ -259,10 +272,7 @@ void ConnSet::destroy(Conn *c)
     }
     if (c->queued)
         dropped_++;
-    for (unsigned l = 0; l < c->nlayers; l++)
-        if (c->layers[l].ops == &kRecoveryLayer)
-            tw_recovery_set_notify(static_cast<tw_recovery *>(c->layers[l].obj), nullptr,
-                                   nullptr);
+    c->release_layers();
     /* Batch and queue entries name the old generation: they are skipped. */
     c->gen++;
     c->live = false;

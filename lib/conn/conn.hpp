@@ -102,6 +102,9 @@ struct Conn {
     /* Kinds due at now (disarmed) into ev[0], pure or all layers' checks. */
     bool collect(uint64_t now, uint32_t *ev, bool impure);
     size_t take_frames(uint64_t *frames, size_t cap);
+    /* Gives back what the connection took over in its layers (the notify
+     * callback of a recovery), before its memory is freed or reused. */
+    void release_layers();
 };
 
 struct ConnRef {
