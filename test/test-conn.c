@@ -1063,6 +1063,47 @@ static void test_free_loop_with_recovery(void **state)
     }
 }
 
+/* ---- the ends of time ---------------------------------------------------- */
+
+/* A kind armed at TW_NEVER stays armed and never fires, not even at the
+ * last instant the clock can show, by a turn or by hand; a layer with no
+ * deadline is not checked then either. */
+static void test_never_fires_at_the_end_of_time(void **state)
+{
+    (void)state;
+    start();
+    memset(&SEEN, 0, sizeof(SEEN));
+    tw_conn *c = conn_new(1, record, NULL);
+    struct fake_layer none;
+    layer_init(&none, TW_NEVER, 1);
+    unsigned n;
+    assert_int_equal(tw_conn_add_layer(c, &PURE_OPS, &none, &n), 0);
+    assert_int_equal(tw_conn_arm(c, TW_CONN_IDLE, TW_NEVER), 0);
+    assert_int_equal(tw_conn_arm(c, TW_CONN_CONNECT, T0 + MS), 0);
+    turn_at(UINT64_MAX);
+    assert_int_equal(SEEN.n, 1);
+    assert_int_equal(SEEN.ev[0].events[0], BIT(TW_CONN_CONNECT));
+    assert_int_equal(SEEN.ev[0].events[1], 0);
+    assert_int_equal(none.checks, 0);
+    assert_int_equal(tw_conn_armed(c), BIT(TW_CONN_IDLE));
+    assert_int_equal(deadline_of(c, TW_CONN_IDLE), TW_NEVER);
+    uint64_t d;
+    assert_int_equal(tw_conn_next_deadline(c, &d), TW_ENOENT);
+    assert_int_equal(tw_loop_next_deadline(LOOP, &d), TW_ENOENT);
+    turn_at(UINT64_MAX);
+    assert_int_equal(SEEN.n, 1);
+
+    tw_conn_result r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(tw_conn_arm(c, TW_CONN_CLOSE, TW_NEVER), 0);
+    assert_int_equal(tw_conn_check_all(c, UINT64_MAX, &r), 0);
+    assert_int_equal(r.events[0], 0);
+    assert_int_equal(r.events[1], 0);
+    assert_int_equal(none.checks, 0);
+    assert_int_equal(tw_conn_armed(c), BIT(TW_CONN_IDLE) | BIT(TW_CONN_CLOSE));
+    tw_conn_free(c);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -1956,6 +1997,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_check_all_and_frames, teardown),
         cmocka_unit_test_teardown(test_dirty_from_check, teardown),
         cmocka_unit_test_teardown(test_free_loop_with_recovery, teardown),
+        cmocka_unit_test_teardown(test_never_fires_at_the_end_of_time, teardown),
         cmocka_unit_test_teardown(test_bad_input, teardown),
         cmocka_unit_test_teardown(test_stats_struct_size, teardown),
         cmocka_unit_test_teardown(test_random_model, teardown),

@@ -152,9 +152,10 @@ bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
 {
     bool any = false;
     if (!impure) {
+        /* TW_NEVER is no deadline, even when now is the last instant. */
         uint32_t due = 0;
         for (unsigned k = 0; k < TW_CONN_KINDS; k++)
-            due |= uint32_t(deadline[k] <= now) << k;
+            due |= uint32_t(deadline[k] <= now && deadline[k] != TW_NEVER) << k;
         due &= armed;
         if (due) {
             for (unsigned k = 0; k < TW_CONN_KINDS; k++)
@@ -169,12 +170,13 @@ bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
     for (unsigned l = 0; l < nlayers; l++) {
         Layer &y = layers[l];
         bool pure = y.ops->flags & TW_LAYER_PURE;
-        if (pure == impure || y.deadline > now)
+        if (pure == impure || y.deadline > now || y.deadline == TW_NEVER)
             continue;
         /* A check may run one timeout of several due at once (recovery's
          * spaces): repeat while the layer is still due, a few times. */
         uint32_t got = 0;
-        for (int round = 0; round < 4 && y.deadline <= now; round++) {
+        for (int round = 0; round < 4 && y.deadline <= now && y.deadline != TW_NEVER;
+             round++) {
             got |= y.ops->check(y.obj, now);
             y.deadline = y.ops->next_deadline(y.obj);
         }
