@@ -1104,6 +1104,43 @@ static void test_never_fires_at_the_end_of_time(void **state)
     tw_conn_free(c);
 }
 
+/* A window that reaches past the end of time, deadline + slack above
+ * TW_NEVER, still ends in time: the kind fires by TW_NEVER - 1, and the
+ * loop reports when it needs to run for it. */
+static void test_slack_past_the_end_of_time(void **state)
+{
+    (void)state;
+    start();
+    memset(&SEEN, 0, sizeof(SEEN));
+    const uint64_t at = TW_NEVER - 5 * MS;
+    tw_conn *c = conn_new(1, record, NULL);
+    assert_int_equal(tw_conn_set_slack(c, TW_CONN_IDLE, 10 * MS), 0);
+    assert_int_equal(tw_conn_arm(c, TW_CONN_IDLE, at), 0);
+    assert_int_equal(conn_next(c), at);
+    uint64_t next = loop_next();
+    assert_true(next >= at);
+    assert_true(next < TW_NEVER);
+    turn_at(next);
+    assert_int_equal(SEEN.n, 1);
+    assert_int_equal(SEEN.ev[0].events[0], BIT(TW_CONN_IDLE));
+    assert_int_equal(tw_conn_armed(c), 0);
+
+    /* The same when another kind's firing files the connection again. */
+    tw_conn *d = conn_new(2, record, NULL);
+    assert_int_equal(tw_conn_set_slack(d, TW_CONN_KEEPALIVE, UINT32_MAX), 0);
+    assert_int_equal(tw_conn_arm(d, TW_CONN_KEEPALIVE, TW_NEVER - 1), 0);
+    assert_int_equal(tw_conn_arm(d, TW_CONN_CLOSE, next), 0);
+    turn_at(next);
+    assert_int_equal(SEEN.n, 2);
+    assert_int_equal(SEEN.ev[1].events[0], BIT(TW_CONN_CLOSE));
+    assert_int_equal(loop_next(), TW_NEVER - 1);
+    turn_at(TW_NEVER - 1);
+    assert_int_equal(SEEN.n, 3);
+    assert_int_equal(SEEN.ev[2].events[0], BIT(TW_CONN_KEEPALIVE));
+    tw_conn_free(c);
+    tw_conn_free(d);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -1998,6 +2035,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_dirty_from_check, teardown),
         cmocka_unit_test_teardown(test_free_loop_with_recovery, teardown),
         cmocka_unit_test_teardown(test_never_fires_at_the_end_of_time, teardown),
+        cmocka_unit_test_teardown(test_slack_past_the_end_of_time, teardown),
         cmocka_unit_test_teardown(test_bad_input, teardown),
         cmocka_unit_test_teardown(test_stats_struct_size, teardown),
         cmocka_unit_test_teardown(test_random_model, teardown),

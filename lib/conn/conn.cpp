@@ -39,10 +39,8 @@ uint64_t Conn::latest()
     if (!(slack_kinds & armed))
         return unified();
     uint64_t m = TW_NEVER;
-    for (unsigned k = 0; k < TW_CONN_KINDS; k++) {
-        uint64_t d = deadline[k], s = slack[k];
-        m = min64(m, d > TW_NEVER - s ? TW_NEVER : d + s);
-    }
+    for (unsigned k = 0; k < TW_CONN_KINDS; k++)
+        m = min64(m, window_end(deadline[k], slack[k]));
     for (unsigned l = 0; l < nlayers; l++)
         m = min64(m, layers[l].deadline);
     return m;

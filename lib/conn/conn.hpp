@@ -112,6 +112,16 @@ struct ConnRef {
     uint32_t gen;
 };
 
+/* The end of a kind's window, deadline + slack.  A sum past the end of
+ * time saturates at TW_NEVER - 1, not at TW_NEVER, which would mean never
+ * and leave a kind that must fire unfiled. */
+inline uint64_t window_end(uint64_t deadline, uint32_t slack)
+{
+    if (deadline == TW_NEVER)
+        return TW_NEVER;
+    return deadline > TW_NEVER - 1 - slack ? TW_NEVER - 1 : deadline + slack;
+}
+
 class ConnSet final : public Extension {
 public:
     explicit ConnSet(Loop *loop, tw_loop *cloop) : loop_(loop), cloop_(cloop) {}
@@ -186,7 +196,7 @@ inline int Conn::arm(unsigned kind, uint64_t at)
     armed = uint8_t(armed | (1u << kind));
     uint64_t end = at;
     if (slack_kinds & (1u << kind))
-        end = at > TW_NEVER - slack[kind] ? TW_NEVER : at + slack[kind];
+        end = window_end(at, slack[kind]);
     if (end >= filed) {
         /* Lazy: the wheel timer stays where it is, never late. */
         if (next_valid) {
