@@ -1141,6 +1141,54 @@ static void test_slack_past_the_end_of_time(void **state)
     tw_conn_free(d);
 }
 
+/* In one turn, another connection's callback moves a kind of b earlier,
+ * asks b's next deadline, then moves it later: the answer follows, exact
+ * at every moment, and b is filed for its true next deadline. */
+struct mover {
+    tw_conn *target;
+    uint64_t seen_early, seen_late;
+};
+
+static void move_later_cb(const tw_conn_event *e, void *userdata)
+{
+    struct mover *m = userdata;
+    (void)e;
+    if (!m->target)
+        return;
+    assert_int_equal(tw_conn_arm(m->target, TW_CONN_IDLE, T0 + 5 * MS), 0);
+    m->seen_early = conn_next(m->target);
+    assert_int_equal(tw_conn_arm(m->target, TW_CONN_IDLE, T0 + 50 * MS), 0);
+    m->seen_late = conn_next(m->target);
+    m->target = NULL;
+}
+
+static void test_next_deadline_exact_across_callbacks(void **state)
+{
+    (void)state;
+    start();
+    memset(&SEEN, 0, sizeof(SEEN));
+    struct mover m = {0};
+    tw_conn *a = conn_new(1, move_later_cb, &m);
+    tw_conn *b = conn_new(2, record, NULL);
+    assert_int_equal(tw_conn_arm(a, TW_CONN_CONNECT, T0 + MS), 0);
+    assert_int_equal(tw_conn_arm(b, TW_CONN_CONNECT, T0 + MS), 0);
+    assert_int_equal(tw_conn_arm(b, TW_CONN_CLOSE, T0 + 80 * MS), 0);
+    m.target = b;
+    turn_at(T0 + MS);
+    assert_int_equal(m.seen_early, T0 + 5 * MS);
+    assert_int_equal(m.seen_late, T0 + 50 * MS);
+    assert_int_equal(SEEN.n, 1);
+    assert_int_equal(SEEN.ev[0].events[0], BIT(TW_CONN_CONNECT));
+    assert_int_equal(conn_next(b), T0 + 50 * MS);
+    assert_int_equal(loop_next(), T0 + 50 * MS);
+    turn_at(T0 + 50 * MS);
+    assert_int_equal(SEEN.n, 2);
+    assert_int_equal(SEEN.ev[1].events[0], BIT(TW_CONN_IDLE));
+    assert_int_equal(conn_next(b), T0 + 80 * MS);
+    tw_conn_free(a);
+    tw_conn_free(b);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -2036,6 +2084,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_free_loop_with_recovery, teardown),
         cmocka_unit_test_teardown(test_never_fires_at_the_end_of_time, teardown),
         cmocka_unit_test_teardown(test_slack_past_the_end_of_time, teardown),
+        cmocka_unit_test_teardown(test_next_deadline_exact_across_callbacks, teardown),
         cmocka_unit_test_teardown(test_bad_input, teardown),
         cmocka_unit_test_teardown(test_stats_struct_size, teardown),
         cmocka_unit_test_teardown(test_random_model, teardown),

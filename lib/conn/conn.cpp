@@ -91,8 +91,12 @@ int Conn::refile()
 int Conn::arm_slow(unsigned kind, uint64_t old)
 {
     uint64_t at = deadline[kind];
-    if (next_valid && at <= next)
-        next = at;
+    if (next_valid) {
+        if (at <= next)
+            next = at;
+        else if (old == next)
+            next_valid = false;
+    }
     /* In the batch being fired (armed by a timer callback of the same
      * advance): its turn files it, after its due kinds are taken. */
     if (busy)
