@@ -57,7 +57,7 @@ void test_pool_limit_and_generations(void **state)
 {
     (void)state;
     tw::Pool pool;
-    assert_true(pool.init(5000, 0));
+    assert_true(pool.init(5000, 0, 0));
     uint32_t first = pool.alloc();
     assert_int_equal(first, 1);                     /* 0 is never a timer */
     uint32_t gen = pool.at(first).gen;

@@ -300,8 +300,12 @@ static void test_reschedule_self(void **state)
     tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
     R_RUNS = 0;
     assert_int_equal(tw_wheel_schedule(w, 10 * MS, periodic, NULL, &R_SELF), 0);
-    /* Later deadlines inside this advance fire in it, in order. */
-    assert_int_equal(tw_wheel_advance(w, 35 * MS), 3);
+    /* Re-armed from the callback of a timer that was due when the advance
+     * began, it fires again in the same advance; re-armed from that second
+     * callback, it waits for the next advance, even one to the same time. */
+    assert_int_equal(tw_wheel_advance(w, 35 * MS), 2);
+    assert_int_equal(R_RUNS, 2);
+    assert_int_equal(tw_wheel_advance(w, 35 * MS), 1);
     assert_int_equal(tw_wheel_cancel(w, R_SELF), 0);
     assert_int_equal(tw_wheel_advance(w, SEC), 0);
     assert_int_equal(R_RUNS, 3);
@@ -823,6 +827,179 @@ static void test_batch_reuse_drops_slack(void **state)
     tw_wheel_free(w);
 }
 
+/* A slack timer moved by reschedule is filed by the instant it keeps, not
+ * by the deadline asked for: the wheel's next deadline and order hold. */
+static void test_slack_reschedule_filed_by_instant(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer s, p;
+    uint64_t d, next;
+    assert_int_equal(tw_wheel_schedule_slack(w, 100 * MS, 4 * SEC, record, (void *)1, &s), 0);
+    assert_int_equal(tw_wheel_reschedule(w, s, 60 * MS + 1), 0);
+    assert_int_equal(tw_wheel_deadline(w, s, &d), 0);
+    assert_true(d >= 60 * MS + 1 && d <= 60 * MS + 1 + 4 * SEC);
+    assert_int_equal(tw_wheel_schedule(w, 65 * MS, record, (void *)2, &p), 0);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+    assert_int_equal(next, 65 * MS);
+    assert_int_equal(tw_wheel_advance(w, d), 2);
+    assert_int_equal(LOG.ids[0], 2);
+    assert_int_equal(LOG.ids[1], 1);
+    assert_int_equal(LOG.deadlines[1], d);
+    tw_wheel_free(w);
+}
+
+static tw_timer ORDER_Z;
+
+static void arm_z_in_past(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    assert_int_equal(tw_wheel_schedule(LOG.wheel, 5 * MS, record, (void *)3, &ORDER_Z), 0);
+}
+
+/* A timer armed from a callback, already due, fires after every timer
+ * that was due when the advance began, whatever the tick. */
+static void test_armed_in_callback_after_due_any_tick(void **state)
+{
+    (void)state;
+    const uint64_t ticks[] = {1000, 7777, MS, 10 * MS, 999999937};
+    for (size_t k = 0; k < sizeof(ticks) / sizeof(ticks[0]); k++) {
+        tw_wheel *w = new_wheel(ticks[k], 0);
+        tw_timer x;
+        assert_int_equal(tw_wheel_schedule(w, 10 * MS, arm_z_in_past, (void *)1, &x), 0);
+        arm(w, 10 * MS + 500 * 1000, 2);
+        assert_int_equal(tw_wheel_advance(w, 100 * MS), 3);
+        assert_int_equal(LOG.n, 3);
+        assert_int_equal(LOG.ids[0], 1);
+        assert_int_equal(LOG.ids[1], 2);
+        assert_int_equal(LOG.ids[2], 3);
+        assert_int_equal(tw_wheel_verify(w), 0);
+        tw_wheel_free(w);
+    }
+}
+
+/* Timers left due by a budget stop fire first at the next advance, before
+ * one armed in the meantime with an earlier deadline; also when the stop
+ * came inside a cascade (300 timers fill several blocks). */
+static void test_budget_stop_keeps_order(void **state)
+{
+    (void)state;
+    const uint64_t ticks[] = {1000, MS, 10 * MS};
+    const uintptr_t counts[] = {10, 300};
+    const uint64_t at = 5 * SEC + 17;
+    const uint64_t ends[] = {at, at + MS, 6 * SEC};
+    for (size_t k = 0; k < 3; k++)
+        for (size_t c = 0; c < 2; c++)
+            for (size_t e = 0; e < 3; e++)
+                for (uint32_t budget = 1; budget <= 3; budget++) {
+                    tw_wheel *w = new_wheel(ticks[k], 0);
+                    uint64_t D = ends[e];
+                    uintptr_t n = counts[c];
+                    for (uintptr_t id = 1; id <= n; id++)
+                        arm(w, at, id);
+                    int fired = tw_wheel_advance_max(w, D, budget);
+                    assert_true(fired >= 0 && fired <= (int)budget);
+                    assert_int_equal(tw_wheel_verify(w), 0);
+                    arm(w, D - 5 * MS, 9999);
+                    assert_int_equal(tw_wheel_verify(w), 0);
+                    assert_int_equal(tw_wheel_advance(w, D), (int)n + 1 - fired);
+                    assert_int_equal(LOG.n, n + 1);
+                    for (uintptr_t id = 1; id <= n; id++)
+                        assert_int_equal(LOG.ids[id - 1], id);
+                    assert_int_equal(LOG.ids[n], 9999);
+                    assert_int_equal(tw_wheel_verify(w), 0);
+                    tw_wheel_free(w);
+                }
+}
+
+static void rearm_at_now(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    if (LOG.n < 4000)
+        assert_int_equal(tw_wheel_reschedule(LOG.wheel, timer, tw_wheel_now(LOG.wheel)), 0);
+}
+
+static void new_at_now(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    tw_timer t;
+    record(timer, deadline_ns, userdata);
+    if (LOG.n < 4000)
+        assert_int_equal(tw_wheel_schedule(LOG.wheel, tw_wheel_now(LOG.wheel), new_at_now,
+                                           userdata, &t), 0);
+}
+
+/* A callback that re-arms its timer at now, or arms a new one at now,
+ * cannot keep an advance going: each advance fires it twice at most. */
+static void test_rearm_at_now_returns(void **state)
+{
+    (void)state;
+    tw_timer_cb *cbs[] = {rearm_at_now, new_at_now};
+    for (size_t k = 0; k < 2; k++) {
+        tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+        tw_timer t;
+        assert_int_equal(tw_wheel_schedule(w, 3 * MS, cbs[k], (void *)1, &t), 0);
+        assert_int_equal(tw_wheel_advance(w, 3 * MS), 2);
+        assert_int_equal(tw_wheel_advance(w, 3 * MS), 2);
+        assert_int_equal(tw_wheel_advance(w, SEC), 2);
+        assert_int_equal(LOG.n, 6);
+        uint64_t next;
+        assert_int_equal(tw_wheel_next_deadline(w, &next), 0);
+        assert_true(next <= SEC);
+        assert_int_equal(tw_wheel_verify(w), 0);
+        tw_wheel_free(w);
+    }
+}
+
+/* A budget stop inside a cascade, then the last timer cancelled: the
+ * wheel is empty and says so. */
+static void test_next_deadline_empty_after_cascade_stop(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(1000, 0);
+    tw_timer ts[300];
+    uint64_t next;
+    for (int i = 0; i < 300; i++)
+        ts[i] = arm(w, 10 * SEC + (uint64_t)i * 1000, 1);
+    /* Budget 1 moves 4 entries, a block at least: the cascade of the slot
+     * stops before any of them is due. */
+    assert_int_equal(tw_wheel_advance_max(w, 10 * SEC, 1), 0);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(tw_wheel_cancel(w, ts[i]), 0);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    assert_int_equal(tw_wheel_advance(w, 20 * SEC), 0);
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    tw_wheel_free(w);
+}
+
+/* Every wheel's handles are its own: another wheel's are refused. */
+static void test_handles_of_another_wheel(void **state)
+{
+    (void)state;
+    tw_wheel *a = new_wheel(TW_TICK_DEFAULT_NS, 0), *b = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer ta[64], tb[64];
+    uint64_t d;
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(tw_wheel_schedule(a, SEC, record, NULL, &ta[i]), 0);
+        assert_int_equal(tw_wheel_schedule(b, SEC, record, NULL, &tb[i]), 0);
+    }
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(tw_wheel_cancel(b, ta[i]), TW_ENOENT);
+        assert_int_equal(tw_wheel_reschedule(b, ta[i], 5), TW_ENOENT);
+        assert_int_equal(tw_wheel_deadline(b, ta[i], &d), TW_ENOENT);
+        assert_int_equal(tw_wheel_cancel(a, tb[i]), TW_ENOENT);
+    }
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(tw_wheel_cancel(a, ta[i]), 0);
+        assert_int_equal(tw_wheel_cancel(b, tb[i]), 0);
+    }
+    assert_int_equal(tw_wheel_verify(a), 0);
+    assert_int_equal(tw_wheel_verify(b), 0);
+    tw_wheel_free(a);
+    tw_wheel_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -854,6 +1031,12 @@ int main(void)
         cmocka_unit_test(test_slack_kept_by_reschedule),
         cmocka_unit_test(test_slack_edges),
         cmocka_unit_test(test_slack_bad_input),
+        cmocka_unit_test(test_slack_reschedule_filed_by_instant),
+        cmocka_unit_test(test_armed_in_callback_after_due_any_tick),
+        cmocka_unit_test(test_budget_stop_keeps_order),
+        cmocka_unit_test(test_rearm_at_now_returns),
+        cmocka_unit_test(test_next_deadline_empty_after_cascade_stop),
+        cmocka_unit_test(test_handles_of_another_wheel),
     };
     return cmocka_run_group_tests_name("wheel", tests, NULL, NULL);
 }

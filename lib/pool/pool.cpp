@@ -34,8 +34,9 @@ bool Slab<T>::grow(uint32_t n, uint32_t max)
 template class Slab<Entry>;
 template class Slab<Block>;
 
-bool Pool::init(uint32_t max_entries, uint32_t initial)
+bool Pool::init(uint32_t max_entries, uint32_t initial, uint64_t key)
 {
+    key_ = key;
     uint64_t limit = max_entries ? uint64_t(1) + max_entries : uint64_t(kMaxIndex);
     limit_ = limit > kMaxIndex ? kMaxIndex : uint32_t(limit);
     if (initial > limit_ - 1 || !grow_to(initial + 1))
@@ -57,7 +58,7 @@ uint32_t Pool::grow_and_alloc()
 {
     if (fresh_ >= limit_ || !grow_to(fresh_ + 1))
         return 0;
-    entries_[fresh_].gen = 0;
+    entries_[fresh_].gen = first_gen(fresh_);
     return fresh_++;
 }
 

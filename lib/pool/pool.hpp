@@ -9,8 +9,11 @@
  *
  * Every release bumps the entry's generation, so a handle (index and
  * generation) to a released entry is recognised as stale until the same
- * index has been reused 2^32 times.  Handles carry the generation plus
- * one, so the low 32 bits of a handle alone never name a timer.
+ * index has been reused 2^32 times.  An entry's first generation is drawn
+ * from a key of its pool's own (see first_gen), so a handle that another
+ * pool issued names an index and generation that this pool has not issued,
+ * except by a 2^-32 chance: every pool would otherwise hand out the same
+ * first handles.
  *
  * Memory: each array doubles when full (entries up to a limit) and is
  * never shrunk before the pool is destroyed, so a warm pool never
@@ -85,8 +88,9 @@ class Pool {
 public:
     static constexpr uint32_t kMaxIndex = 0xfffffff0u;
 
-    /* At most max_entries timers (0: no limit); initial allocated now. */
-    bool init(uint32_t max_entries, uint32_t initial);
+    /* At most max_entries timers (0: no limit); initial allocated now;
+     * key seeds the first generation of every entry. */
+    bool init(uint32_t max_entries, uint32_t initial, uint64_t key);
 
     Entry &at(uint32_t i) { return entries_[i]; }
     const Entry &at(uint32_t i) const { return entries_[i]; }
@@ -101,7 +105,7 @@ public:
             reused_++;
         } else if (fresh_ < usable_) {
             i = fresh_++;
-            entries_[i].gen = 0;    /* grown memory is not zeroed */
+            entries_[i].gen = first_gen(i);
         } else if (!(i = grow_and_alloc())) {
             return 0;
         }
@@ -135,7 +139,7 @@ public:
         free_count_ -= k;
         reused_ += k;
         for (; k < n; k++) {
-            entries_[fresh_].gen = 0;
+            entries_[fresh_].gen = first_gen(fresh_);
             ret[k] = fresh_++;
         }
         in_use_ += n;
@@ -161,8 +165,19 @@ public:
 private:
     uint32_t grow_and_alloc();
     bool grow_to(uint32_t n);
+    /* A mix of the key and the index (splitmix64's finaliser): independent
+     * per entry, so two pools' generations of one index do not advance in
+     * step. */
+    uint32_t first_gen(uint32_t i) const
+    {
+        uint64_t x = key_ + i * UINT64_C(0x9e3779b97f4a7c15);
+        x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return uint32_t((x ^ (x >> 31)) >> 32);
+    }
 
     Slab<Entry> entries_;
+    uint64_t key_ = 0;
     uint32_t limit_ = 0;        /* indices below this may be handed out */
     uint32_t usable_ = 0;       /* indices allocated, at most limit_ */
     uint32_t fresh_ = 1;        /* next never-used index */

@@ -1,6 +1,9 @@
 #include "wheel/wheel.hpp"
 #include "common/copy-out.hpp"
 
+#include <sys/random.h>
+#include <time.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +14,19 @@ namespace {
 
 /* Level of the highest bit in which a timer's tick differs from cur. */
 constexpr unsigned level_of_bit(unsigned bit) { return bit / Wheel::kLevelBits; }
+
+/* A key for a wheel's handles: random when the kernel gives it, else
+ * distinct enough (the wheel's address and the time) to tell wheels apart. */
+uint64_t handle_key(const void *wheel)
+{
+    uint64_t key;
+    if (getrandom(&key, sizeof(key), GRND_NONBLOCK) == ssize_t(sizeof(key)))
+        return key;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(reinterpret_cast<uintptr_t>(wheel)) * UINT64_C(0x9e3779b97f4a7c15) ^
+           (uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec));
+}
 
 } // namespace
 
@@ -33,6 +49,7 @@ Wheel::~Wheel()
     std::free(round_);
     std::free(scratch_);
     std::free(cbs_);
+    std::free(cb_free_);
     std::free(cb_hash_);
 }
 
@@ -43,7 +60,8 @@ int Wheel::init(const tw_wheel_config &config, uint64_t now_ns)
     static_assert(kLevels * kLevelBits >= 64 - 9, "levels must cover 2^64 / TW_TICK_MIN_NS ticks");
     tick_.init(config.tick_ns);
     uint64_t initial_blocks = kBlockReserve + config.initial_timers / Block::kCap;
-    if (!pool_.init(config.max_timers, config.initial_timers) || !blocks_.reserve(initial_blocks))
+    if (!pool_.init(config.max_timers, config.initial_timers, handle_key(this)) ||
+        !blocks_.reserve(initial_blocks))
         return TW_ENOMEM;
     round_cap_ = 256;
     round_ = static_cast<Due *>(std::malloc(round_cap_ * sizeof(Due)));
@@ -65,11 +83,16 @@ uint32_t Wheel::list_for(uint64_t deadline) const
     return level * kSlots + (unsigned(t >> (level * kLevelBits)) & (kSlots - 1));
 }
 
-/* Where a timer armed now goes.  While a cascade is pending, a timer whose
- * tick falls in the cascading slot joins that slot's tail: placed below at
- * once, it would overtake the slot's older timers of the same deadline. */
+/* Where a timer armed now goes.  While the first pass of an advance to T
+ * is open, a deadline <= T goes to the next list: it fires in the second
+ * pass, after every timer that was due when the advance began.  While a
+ * cascade is pending, a timer whose tick falls in the cascading slot joins
+ * that slot's tail: placed below at once, it would overtake the slot's
+ * older timers of the same deadline. */
 uint32_t Wheel::arm_list(uint64_t deadline) const
 {
+    if (phase_ == kPassOne && deadline <= pass_time_)
+        return kNext;
     uint32_t list = list_for(deadline);
     if (cascading_ != kNil && deadline != TW_NEVER) {
         uint64_t t = tick_.divide(deadline);
@@ -106,19 +129,20 @@ __attribute__((always_inline)) inline void Wheel::note_added(uint32_t list, uint
         }
         if (was_empty || deadline > slot_last_[list])
             slot_last_[list] = deadline;
-    } else if (list == kDue) {
+    } else if (list != kNever) {
+        Flat &f = flat(list);
         if (was_empty) {
-            due_min_ = deadline;
-            due_min_known_ = true;
-            due_in_order_ = true;
+            f.min = deadline;
+            f.min_known = true;
+            f.in_order = true;
         } else {
-            if (due_min_known_ && deadline < due_min_)
-                due_min_ = deadline;
-            if (deadline < due_last_)
-                due_in_order_ = false;
+            if (f.min_known && deadline < f.min)
+                f.min = deadline;
+            if (deadline < f.last)
+                f.in_order = false;
         }
-        if (was_empty || deadline > due_last_)
-            due_last_ = deadline;
+        if (was_empty || deadline > f.last)
+            f.last = deadline;
     }
 }
 
@@ -189,59 +213,105 @@ __attribute__((always_inline)) inline void Wheel::remove(uint32_t i)
             occupied_[level] &= ~bit;
         if (emptied || e.deadline == slot_min_[list])
             min_known_[level] &= ~bit;
-    } else if (list == kDue) {
-        if (emptied || e.deadline == due_min_)
-            due_min_known_ = false;
+    } else if (list != kNever) {
+        Flat &f = flat(list);
+        if (emptied || e.deadline == f.min)
+            f.min_known = false;
     }
 }
 
 int Wheel::intern_callback(tw_timer_cb *cb)
 {
-    auto hash = [this](tw_timer_cb *f) {
-        uint64_t x = uint64_t(reinterpret_cast<uintptr_t>(f)) * UINT64_C(0x9e3779b97f4a7c15);
-        return uint32_t(x >> 32) & cb_hash_mask_;
-    };
+    /* The previous callback was kept while unused, for its next arm. */
+    if (last_cb_index_ != 0xffff && cbs_[last_cb_index_].refs == 0) {
+        uint16_t old = last_cb_index_;
+        last_cb_ = nullptr;
+        last_cb_index_ = 0xffff;
+        drop_callback(old);
+    }
     if (cb_hash_) {
-        for (uint32_t h = hash(cb); cb_hash_[h]; h = (h + 1) & cb_hash_mask_) {
+        for (uint32_t h = cb_hash(cb); cb_hash_[h]; h = (h + 1) & cb_hash_mask_) {
             uint32_t idx = cb_hash_[h] - 1;
-            if (cbs_[idx] == cb) {
+            if (cbs_[idx].fn == cb) {
                 last_cb_ = cb;
                 last_cb_index_ = uint16_t(idx);
                 return int(idx);
             }
         }
     }
-    if (ncbs_ == kMaxCallbacks)
+    if (!cb_free_n_ && ncbs_ == kMaxCallbacks)
         return TW_ENOSPC;
-    if (ncbs_ == cbs_cap_) {
+    if (!cb_free_n_ && ncbs_ == cbs_cap_) {
         uint32_t cap = cbs_cap_ ? cbs_cap_ * 2 : 8;
-        auto **cbs = static_cast<tw_timer_cb **>(std::realloc(cbs_, cap * sizeof(tw_timer_cb *)));
+        if (cap > kMaxCallbacks)
+            cap = kMaxCallbacks;
+        auto *cbs = static_cast<Callback *>(std::realloc(cbs_, cap * sizeof(Callback)));
         if (!cbs)
             return TW_ENOMEM;
         cbs_ = cbs;
-        auto *table = static_cast<uint32_t *>(std::calloc(cap * 2, sizeof(uint32_t)));
+        auto *spare = static_cast<uint16_t *>(std::realloc(cb_free_, cap * sizeof(uint16_t)));
+        if (!spare)
+            return TW_ENOMEM;
+        cb_free_ = spare;
+        /* Twice the slots, rounded to a power of two: at most half full. */
+        uint32_t slots = 16;
+        while (slots < cap * 2)
+            slots *= 2;
+        auto *table = static_cast<uint32_t *>(std::calloc(slots, sizeof(uint32_t)));
         if (!table)
             return TW_ENOMEM;
         std::free(cb_hash_);
         cb_hash_ = table;
-        cb_hash_mask_ = cap * 2 - 1;
+        cb_hash_mask_ = slots - 1;
         cbs_cap_ = cap;
         for (uint32_t idx = 0; idx < ncbs_; idx++) {
-            uint32_t h = hash(cbs_[idx]);
+            if (!cbs_[idx].refs && idx != last_cb_index_)
+                continue;
+            uint32_t h = cb_hash(cbs_[idx].fn);
             while (cb_hash_[h])
                 h = (h + 1) & cb_hash_mask_;
             cb_hash_[h] = idx + 1;
         }
     }
-    uint32_t idx = ncbs_++;
-    cbs_[idx] = cb;
-    uint32_t h = hash(cb);
+    uint32_t idx = cb_free_n_ ? cb_free_[--cb_free_n_] : ncbs_++;
+    cbs_[idx].fn = cb;
+    cbs_[idx].refs = 0;
+    uint32_t h = cb_hash(cb);
     while (cb_hash_[h])
         h = (h + 1) & cb_hash_mask_;
     cb_hash_[h] = idx + 1;
     last_cb_ = cb;
     last_cb_index_ = uint16_t(idx);
     return int(idx);
+}
+
+/* Takes callback k out of the table: out of the hash by backward shift
+ * (later members of its probe run move up, so no tombstone is left), and
+ * its slot onto the free stack. */
+void Wheel::drop_callback(uint16_t k)
+{
+    uint32_t h = cb_hash(cbs_[k].fn);
+    while (cb_hash_[h] != uint32_t(k) + 1)
+        h = (h + 1) & cb_hash_mask_;
+    for (uint32_t j = h;;) {
+        cb_hash_[h] = 0;
+        for (;;) {
+            j = (j + 1) & cb_hash_mask_;
+            if (!cb_hash_[j])
+                goto dropped;
+            uint32_t home = cb_hash(cbs_[cb_hash_[j] - 1].fn);
+            /* The member at j may move to h unless its home lies in (h, j]. */
+            bool stays = h <= j ? (home > h && home <= j) : (home > h || home <= j);
+            if (!stays)
+                break;
+        }
+        cb_hash_[h] = cb_hash_[j];
+        h = j;
+    }
+dropped:
+    cbs_[k].fn = nullptr;
+    cbs_[k].refs = 0;
+    cb_free_[cb_free_n_++] = k;
 }
 
 uint32_t Wheel::arm(uint64_t deadline, uint16_t cb, void *userdata, uint32_t slack)
@@ -261,14 +331,16 @@ uint32_t Wheel::arm(uint64_t deadline, uint16_t cb, void *userdata, uint32_t sla
 
 int Wheel::schedule(uint64_t deadline, tw_timer_cb *cb, void *userdata, tw_timer *ret)
 {
-    int cbi = callback_index(cb);
-    if (cbi < 0)
-        return cbi;
     if (blocks_.free_count() <= kBlockReserve && !blocks_.reserve(kBlockReserve + 1))
         return TW_ENOMEM;
+    int cbi = use_callback(cb);
+    if (cbi < 0)
+        return cbi;
     uint32_t i = arm(deadline, uint16_t(cbi), userdata);
-    if (!i)
+    if (!i) {
+        unuse_callback(uint16_t(cbi));
         return TW_ENOMEM;
+    }
     *ret = handle(i, pool_.at(i));
     return 0;
 }
@@ -288,15 +360,17 @@ uint64_t Wheel::slack_instant(uint64_t deadline, uint32_t slack) const
 int Wheel::schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, void *userdata,
                           tw_timer *ret)
 {
-    int cbi = callback_index(cb);
-    if (cbi < 0)
-        return cbi;
     if (blocks_.free_count() <= kBlockReserve && !blocks_.reserve(kBlockReserve + 1))
         return TW_ENOMEM;
+    int cbi = use_callback(cb);
+    if (cbi < 0)
+        return cbi;
     uint32_t s = slack > UINT32_MAX ? UINT32_MAX : uint32_t(slack);
     uint32_t i = arm(slack_instant(deadline, s), uint16_t(cbi), userdata, s);
-    if (!i)
+    if (!i) {
+        unuse_callback(uint16_t(cbi));
         return TW_ENOMEM;
+    }
     *ret = handle(i, pool_.at(i));
     return 0;
 }
@@ -304,24 +378,28 @@ int Wheel::schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, vo
 /* The lists of a batch come from the list kernel, 64 deadlines at a time
  * into a buffer on the stack, and its entries from one pass over the free
  * list; the timers are then armed in array order, so equal deadlines keep
- * it.  While a cascade is pending, arm_list may differ from list_for: that
- * rare case arms one by one.  (Prefetching the tail blocks of the chunk's
- * lists before the appends was tried and made no difference measurable on
- * the 2-vCPU guest, so it is not done.) */
+ * it.  While a cascade is pending or a first pass is open, arm_list may
+ * differ from list_for: that rare case arms one by one.  (Prefetching the
+ * tail blocks of the chunk's lists before the appends was tried and made
+ * no difference measurable on the 2-vCPU guest, so it is not done.) */
 int Wheel::schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
                           void *const *userdata, tw_timer *ret)
 {
     static_assert(simd::kLevelBits == kLevelBits && simd::kLevels == kLevels &&
                       simd::kDueList == kDue && simd::kNeverList == kNever,
                   "the kernels number lists as the wheel does");
-    int cbi = callback_index(cb);
-    if (cbi < 0)
-        return cbi;
+    if (n > UINT32_MAX)
+        return TW_ENOMEM;
     /* Every timer may open a block of its own list at worst. */
     uint64_t blocks = kBlockReserve + (n < kLists ? n : kLists + n / Block::kCap + 1);
     if (!pool_.reserve(n) || !blocks_.reserve(blocks))
         return TW_ENOMEM;
-    if (cascading_ != kNil) {
+    if (!n)
+        return 0;
+    int cbi = use_callback(cb, uint32_t(n));
+    if (cbi < 0)
+        return cbi;
+    if (cascading_ != kNil || phase_ == kPassOne) {
         for (size_t k = 0; k < n; k++) {
             uint32_t i = arm(deadlines[k], uint16_t(cbi), userdata ? userdata[k] : nullptr);
             ret[k] = handle(i, pool_.at(i));
@@ -360,7 +438,7 @@ size_t Wheel::cancel_batch(size_t n, const tw_timer *timers)
         if (!i || pool_.at(i).state == kStateRunning)
             continue;
         remove(i);
-        pool_.release(i);
+        release(i);
         done++;
     }
     cancelled_ += done;
@@ -373,7 +451,7 @@ int Wheel::cancel(tw_timer timer)
     if (!i || pool_.at(i).state == kStateRunning)
         return TW_ENOENT;
     remove(i);
-    pool_.release(i);
+    release(i);
     cancelled_++;
     return 0;
 }
@@ -391,7 +469,7 @@ int Wheel::reschedule(tw_timer timer, uint64_t deadline)
     if (e.state != kStateRunning)
         remove(i);
     e.deadline = e.slack ? slack_instant(deadline, e.slack) : deadline;
-    append(arm_list(deadline), i);
+    append(arm_list(e.deadline), i);
     rescheduled_++;
     return 0;
 }
@@ -405,28 +483,37 @@ int Wheel::deadline(tw_timer timer, uint64_t *ret) const
     return 0;
 }
 
+/* The minimum over every place a timer can be: the rest of the dispatch
+ * round (sorted, so its first live entry), the due and next lists, a
+ * cascade cut short (its timers lie at cur or later), and the lowest
+ * occupied slot. */
 int Wheel::next_deadline(uint64_t *ret) const
 {
-    /* A cascade cut short holds timers due from its start on: run now. */
-    if (cascading_ != kNil) {
-        *ret = cur_ * tick_.divisor();
-        return 0;
-    }
-    /* Inside a dispatch round, the rest of the round comes first, sorted. */
+    uint64_t best = TW_NEVER;
+    bool found = false;
+    auto take = [&](uint64_t d) {
+        if (d < best || !found)
+            best = d;
+        found = true;
+    };
     for (uint32_t k = round_at_; k < round_n_; k++) {
         if (round_[k].idx != kNil) {
-            *ret = round_[k].deadline;
-            return 0;
+            take(round_[k].deadline);
+            break;
         }
     }
-    if (lists_[kDue].head != kNil) {
-        if (!due_min_known_) {
-            due_min_ = due_in_order_ ? first_deadline(kDue) : list_min(kDue);
-            due_min_known_ = true;
+    for (uint32_t list : {kDue, kNext}) {
+        if (lists_[list].head == kNil)
+            continue;
+        Flat &f = flat(list);
+        if (!f.min_known) {
+            f.min = f.in_order ? first_deadline(list) : list_min(list);
+            f.min_known = true;
         }
-        *ret = due_min_;
-        return 0;
+        take(f.min);
     }
+    if (cascading_ != kNil && lists_[cascading_].head != kNil)
+        take(cur_ * tick_.divisor());
     for (unsigned level = 0; level < kLevels; level++) {
         if (!occupied_[level])
             continue;
@@ -434,12 +521,15 @@ int Wheel::next_deadline(uint64_t *ret) const
         uint32_t list = level * kSlots + slot;
         uint64_t bit = uint64_t(1) << slot;
         if (!(min_known_[level] & bit) && !rescan_min(list))
-            *ret = slot_start_tick(level, slot) * tick_.divisor();
+            take(slot_start_tick(level, slot) * tick_.divisor());
         else
-            *ret = slot_min_[list];
-        return 0;
+            take(slot_min_[list]);
+        break;
     }
-    return TW_ENOENT;
+    if (!found)
+        return TW_ENOENT;
+    *ret = best;
+    return 0;
 }
 
 /* The first live deadline of a list: its minimum when it is in order.  A
@@ -466,6 +556,18 @@ uint64_t Wheel::list_min(uint32_t list) const
                 m = pool_.at(blk.idx[k]).deadline;
     }
     return m;
+}
+
+/* True when the list holds a deadline <= t. */
+bool Wheel::list_has_due(uint32_t list, uint64_t t) const
+{
+    for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next) {
+        const Block &blk = blocks_[b];
+        for (unsigned k = 0; k < blk.fill; k++)
+            if (blk.idx[k] != kNil && pool_.at(blk.idx[k]).deadline <= t)
+                return true;
+    }
+    return false;
 }
 
 /* Recomputes a slot's lost minimum when the slot is small enough that a
@@ -527,6 +629,7 @@ void Wheel::slot_to_due(unsigned slot)
     occupied_[0] &= ~bit;
     min_known_[0] &= ~bit;
     List &src = lists_[slot], &due = lists_[kDue];
+    Flat &f = flat_[0];
     for (uint32_t b = src.head; b != kNil; b = blocks_[b].next)
         blocks_[b].list = kDue;
     bool was_empty = due.head == kNil;
@@ -541,41 +644,43 @@ void Wheel::slot_to_due(unsigned slot)
     /* In order if both were and the slot starts at or after the due list's
      * last deadline; a slot in order starts at its minimum. */
     bool slot_in_order = (in_order_[0] & bit) && known;
-    due_in_order_ = slot_in_order && (was_empty || (due_in_order_ && due_last_ <= slot_min_[slot]));
-    if (was_empty || slot_last_[slot] > due_last_)
-        due_last_ = slot_last_[slot];
+    f.in_order = slot_in_order && (was_empty || (f.in_order && f.last <= slot_min_[slot]));
+    if (was_empty || slot_last_[slot] > f.last)
+        f.last = slot_last_[slot];
     in_order_[0] &= ~bit;
-    if (was_empty || (known && due_min_known_)) {
-        if (was_empty || slot_min_[slot] < due_min_)
-            due_min_ = slot_min_[slot];
-        due_min_known_ = known;
+    if (was_empty || (known && f.min_known)) {
+        if (was_empty || slot_min_[slot] < f.min)
+            f.min = slot_min_[slot];
+        f.min_known = known;
     } else {
-        due_min_known_ = false;
+        f.min_known = false;
     }
 }
 
-/* Collects the due timers whose deadline is <= now_ns into the round, in
- * deadline order, equal deadlines in list (arming) order, and takes them
- * off the due list.  A due list known to be in order gives its first
- * `limit` at once, so a budgeted turn does work in proportion to its
- * budget however many timers are due; otherwise the whole list is walked
- * and sorted.  If the round cannot grow, it holds the earliest that fit
- * and the rest wait for the next round.  Returns the round's size. */
-uint32_t Wheel::gather_due(uint64_t now_ns, uint64_t limit)
+/* Collects the timers of a flat list (the due or the next list) whose
+ * deadline is <= t into the round, in deadline order, equal deadlines in
+ * list (arming) order, and takes them off the list.  A list known to be
+ * in order gives its first `limit` at once, so a budgeted turn does work
+ * in proportion to its budget however many timers are due; otherwise the
+ * whole list is walked and sorted.  If the round cannot grow, it holds the
+ * earliest that fit and the rest wait for the next round.  Returns the
+ * round's size. */
+uint32_t Wheel::gather(uint32_t list, uint64_t t, uint64_t limit)
 {
+    Flat &f = flat(list);
     uint32_t n = 0, order = 0;
     bool sorted = true, heap = false;
-    bool prefix = due_in_order_;
+    bool prefix = f.in_order;
     bool rest_in_order = true;
     uint64_t rest_last = 0;
-    for (uint32_t b = lists_[kDue].head; b != kNil; b = blocks_[b].next) {
+    for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next) {
         const Block &blk = blocks_[b];
         for (unsigned k = 0; k < blk.fill; k++) {
             uint32_t i = blk.idx[k];
             if (i == kNil)
                 continue;
             uint64_t d = pool_.at(i).deadline;
-            if (d > now_ns || (prefix && n == limit)) {
+            if (d > t || (prefix && n == limit)) {
                 if (prefix)
                     goto gathered;
                 rest_in_order &= d >= rest_last;
@@ -619,24 +724,24 @@ gathered:
         e.state = kStateFiring;
         e.pos = k;
     }
-    if (!prefix && lists_[kDue].head != kNil) {
-        due_in_order_ = rest_in_order;
-        due_last_ = rest_last;
+    if (!prefix && lists_[list].head != kNil) {
+        f.in_order = rest_in_order;
+        f.last = rest_last;
         if (!rest_in_order)
-            sort_due();
+            sort_list(list);
     }
     return n;
 }
 
-/* Puts the due list in deadline order (equal deadlines keep list order) and
- * packs its blocks.  A gather that leaves timers not yet due behind, out of
- * order, calls it: without it, every advance inside the current tick would
- * rescan them all, and a loop woken at each exact deadline would pay the
- * square of the tick's population. */
-void Wheel::sort_due()
+/* Puts a flat list in deadline order (equal deadlines keep list order) and
+ * packs its blocks.  A gather that leaves timers not yet due behind, out
+ * of order, calls it: without it, every advance inside the current tick
+ * would rescan them all, and a loop woken at each exact deadline would pay
+ * the square of the tick's population. */
+void Wheel::sort_list(uint32_t list)
 {
     uint32_t n = 0;
-    for (uint32_t b = lists_[kDue].head; b != kNil; b = blocks_[b].next) {
+    for (uint32_t b = lists_[list].head; b != kNil; b = blocks_[b].next) {
         const Block &blk = blocks_[b];
         for (unsigned k = 0; k < blk.fill; k++) {
             uint32_t i = blk.idx[k];
@@ -656,7 +761,7 @@ void Wheel::sort_due()
     }
     std::sort(scratch_, scratch_ + n);
     /* n fits in the blocks the list has: rewrite them front to back. */
-    uint32_t b = lists_[kDue].head;
+    uint32_t b = lists_[list].head;
     unsigned k = 0;
     for (uint32_t j = 0; j < n; j++) {
         if (k == Block::kCap) {
@@ -672,33 +777,39 @@ void Wheel::sort_due()
     blocks_[b].fill = blocks_[b].live = uint16_t(k);
     uint32_t spare = blocks_[b].next;
     blocks_[b].next = kNil;
-    lists_[kDue].tail = b;
+    lists_[list].tail = b;
     while (spare != kNil) {
         uint32_t next = blocks_[spare].next;
         blocks_.give(spare);
         spare = next;
     }
-    due_in_order_ = true;
-    due_last_ = scratch_[n - 1].deadline;
-    due_min_ = scratch_[0].deadline;
-    due_min_known_ = true;
+    Flat &f = flat(list);
+    f.in_order = true;
+    f.last = scratch_[n - 1].deadline;
+    f.min = scratch_[0].deadline;
+    f.min_known = true;
 }
 
-/* Fires the due timers whose deadline is <= now_ns, in deadline order, at
- * most budget of them.  Timers made due by the callbacks of one round fire
- * in the next. */
-uint64_t Wheel::run_due(uint64_t now_ns, uint64_t budget)
+/* Fires the timers of a flat list whose deadline is <= the open advance's
+ * time, in deadline order, the rest of a round left by a budget first.
+ * Timers the callbacks of a round add to the list fire in the next round.
+ * False when stopped by the budget or a request to free the wheel. */
+bool Wheel::run_list(uint32_t list, Run *run)
 {
-    uint64_t fired = 0;
     for (;;) {
         if (round_at_ == round_n_) {
             round_n_ = round_at_ = 0;
-            if (lists_[kDue].head == kNil || (round_n_ = gather_due(now_ns, budget - fired)) == 0)
-                return fired;
+            if (lists_[list].head == kNil)
+                return true;
+            if (run->fired == run->budget || free_requested_)
+                return false;
+            round_n_ = gather(list, pass_time_, run->budget - run->fired);
+            if (round_n_ == 0)
+                return true;
         }
         while (round_at_ < round_n_) {
-            if (fired == budget || free_requested_)
-                return fired;
+            if (run->fired == run->budget || free_requested_)
+                return false;
             uint32_t k = round_at_++;
             if (k + 8 < round_n_ && round_[k + 8].idx != kNil)
                 __builtin_prefetch(&pool_.at(round_[k + 8].idx));
@@ -707,37 +818,31 @@ uint64_t Wheel::run_due(uint64_t now_ns, uint64_t budget)
                 continue;
             Entry &e = pool_.at(i);
             e.state = kStateRunning;
-            uint64_t late = now_ns - e.deadline;
+            uint64_t late = now_ns_ - e.deadline;
             late_log2_[late ? 64 - __builtin_clzll(late) : 0]++;
             if (late > late_max_)
                 late_max_ = late;
-            cbs_[e.cb](handle(i, e), e.deadline, e.userdata);
+            cbs_[e.cb].fn(handle(i, e), e.deadline, e.userdata);
             /* The callback may have grown the pool: e may have moved. */
             if (pool_.at(i).state == kStateRunning)
-                pool_.release(i);
-            fired++;
+                release(i);
+            run->fired++;
             fired_++;
         }
     }
 }
 
-uint64_t Wheel::advance(uint64_t now_ns, uint64_t max_callbacks)
+/* The first pass of the open advance: visits the occupied slots up to its
+ * time in time order, cascading higher slots down and firing what falls
+ * due.  False when stopped. */
+bool Wheel::pass_one(Run *run)
 {
-    if (now_ns < now_ns_)
-        now_ns = now_ns_;
-    now_ns_ = now_ns;
-    uint64_t target = tick_.divide(now_ns);
-    uint64_t budget = max_callbacks ? max_callbacks : UINT64_MAX;
-    /* Moving an entry costs a fraction of running a callback. */
-    uint64_t work = 0, work_limit = max_callbacks ? max_callbacks * kCascadePerCallback : UINT64_MAX;
-    uint64_t fired = 0;
-    advancing_ = true;
+    uint64_t target = tick_.divide(pass_time_);
     for (;;) {
-        if (cascading_ != kNil && !cascade(&work, work_limit))
-            break;
-        fired += run_due(now_ns, budget - fired);
-        if (free_requested_ || fired == budget)
-            break;
+        if (cascading_ != kNil && !cascade(&run->work, run->work_limit))
+            return false;
+        if (!run_list(kDue, run))
+            return false;
         unsigned level = 0;
         while (level < kLevels && !occupied_[level])
             level++;
@@ -757,12 +862,83 @@ uint64_t Wheel::advance(uint64_t now_ns, uint64_t max_callbacks)
             slot_to_due(slot);
         }
     }
-    /* Stopped by the budget, cur_ stays at the last slot visited, so the
-     * next advance resumes the walk where this one left it. */
-    if (!free_requested_ && fired < budget && cascading_ == kNil && target > cur_)
+    if (target > cur_)
         cur_ = target;
+    return true;
+}
+
+/* After a stop in the first pass: true when a timer that was due when the
+ * advance began has yet to fire (in the round, the due list, a cascade cut
+ * short or a slot not yet visited).  When none has, the first pass is over
+ * in all but name: timers armed before the next advance then belong to it,
+ * not to this one's second pass.  Slots wholly before the time's tick hold
+ * only such timers; the slots that straddle it are scanned, and so is the
+ * due list, at a cost the next advance pays again in any case. */
+bool Wheel::pass_one_left() const
+{
+    for (uint32_t k = round_at_; k < round_n_; k++)
+        if (round_[k].idx != kNil)
+            return true;
+    if (list_has_due(kDue, pass_time_))
+        return true;
+    if (cascading_ != kNil && list_has_due(cascading_, pass_time_))
+        return true;
+    uint64_t target = tick_.divide(pass_time_);
+    for (unsigned level = 0; level < kLevels; level++) {
+        for (uint64_t bits = occupied_[level]; bits; bits &= bits - 1) {
+            unsigned slot = unsigned(__builtin_ctzll(bits));
+            uint64_t start = slot_start_tick(level, slot);
+            if (start > target)
+                break;
+            if (start + (uint64_t(1) << (level * kLevelBits)) <= target ||
+                list_has_due(level * kSlots + slot, pass_time_))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Runs the open advance to its end: the rest of its first pass, then its
+ * second.  False when stopped. */
+bool Wheel::finish(Run *run)
+{
+    if (phase_ == kPassOne) {
+        if (!pass_one(run)) {
+            if (!free_requested_ && !pass_one_left()) {
+                round_at_ = round_n_ = 0;
+                phase_ = lists_[kNext].head != kNil ? kPassTwo : kIdle;
+            }
+            return false;
+        }
+        phase_ = kPassTwo;
+    }
+    if (!run_list(kNext, run))
+        return false;
+    phase_ = kIdle;
+    return true;
+}
+
+uint64_t Wheel::advance(uint64_t now_ns, uint64_t max_callbacks)
+{
+    if (now_ns < now_ns_)
+        now_ns = now_ns_;
+    now_ns_ = now_ns;
+    Run run;
+    run.budget = max_callbacks ? max_callbacks : UINT64_MAX;
+    run.fired = 0;
+    /* Moving an entry costs a fraction of running a callback. */
+    run.work = 0;
+    run.work_limit = max_callbacks ? max_callbacks * kCascadePerCallback : UINT64_MAX;
+    advancing_ = true;
+    /* An advance stopped by its budget is finished first, at its own time;
+     * then this one runs at now_ns. */
+    if (phase_ == kIdle || finish(&run)) {
+        phase_ = kPassOne;
+        pass_time_ = now_ns;
+        finish(&run);
+    }
     advancing_ = false;
-    return fired;
+    return run.fired;
 }
 
 void Wheel::stats(tw_wheel_stats *ret) const
@@ -795,35 +971,67 @@ void Wheel::stats(tw_wheel_stats *ret) const
     }
     s.late_max_ns = late_max_;
     s.bytes = pool_.bytes() + blocks_.bytes() + round_cap_ * sizeof(Due) +
-              cbs_cap_ * (sizeof(*cbs_) + 2 * sizeof(*cb_hash_)) + sizeof(*this);
+              cbs_cap_ * (sizeof(*cbs_) + sizeof(*cb_free_)) +
+              (cb_hash_ ? (cb_hash_mask_ + 1) * sizeof(*cb_hash_) : 0) + sizeof(*this);
     copy_out(s, ret);
+}
+
+/* Records which invariant broke, for verify_failure(). */
+int Wheel::broken(const char *what) const
+{
+    verify_failure_ = what;
+    return TW_EUCLEAN;
 }
 
 int Wheel::verify() const
 {
-    uint64_t armed = 0, chained_blocks = 0;
+    verify_failure_ = nullptr;
+    /* Timers counted on each callback, to check the use counts. */
+    uint32_t *cb_refs = static_cast<uint32_t *>(std::calloc(ncbs_ + 1, sizeof(uint32_t)));
+    if (!cb_refs)
+        return TW_ENOMEM;
+    uint64_t armed = 0, chained = 0;
+    int r = verify_lists(cb_refs, &armed, &chained);
+    if (!r)
+        r = verify_entries(cb_refs, armed, chained);
+    std::free(cb_refs);
+    return r;
+}
+
+/* Every list: its chain of blocks, its entries, and what the wheel caches
+ * about it (occupancy, minimum, order). */
+int Wheel::verify_lists(uint32_t *cb_refs, uint64_t *armed, uint64_t *chained) const
+{
     for (uint32_t list = 0; list < kLists; list++) {
         const List &l = lists_[list];
         uint32_t prev = kNil;
         uint64_t n = 0, min = TW_NEVER, last = 0;
         bool ordered = true;
         for (uint32_t b = l.head; b != kNil; b = blocks_[b].next) {
-            if (b >= blocks_.total() || ++chained_blocks > blocks_.total())
-                return TW_EUCLEAN;
+            if (b >= blocks_.total() || ++*chained > blocks_.total())
+                return broken("a list's chain leaves the block pool or loops");
             const Block &blk = blocks_[b];
-            if (blk.prev != prev || blk.list != list || blk.fill > Block::kCap || !blk.live)
-                return TW_EUCLEAN;
+            if (blk.prev != prev || blk.list != list)
+                return broken("a block's back link or list id is wrong");
+            if (blk.fill > Block::kCap || !blk.live)
+                return broken("a block is overfull, or empty but still chained");
             unsigned live = 0;
             for (unsigned k = 0; k < blk.fill; k++) {
                 uint32_t i = blk.idx[k];
                 if (i == kNil)
                     continue;
                 if (!pool_.issued(i))
-                    return TW_EUCLEAN;
+                    return broken("a block names an entry never handed out");
                 const Entry &e = pool_.at(i);
-                if (e.state != kStateArmed || e.pos != (b << 6 | k) || e.cb >= ncbs_ ||
-                    (list != cascading_ && list_for(e.deadline) != list))
-                    return TW_EUCLEAN;
+                if (e.state != kStateArmed || e.pos != (b << 6 | k))
+                    return broken("a listed entry is not armed at its position");
+                if (e.cb >= ncbs_ || !cbs_[e.cb].fn)
+                    return broken("an armed entry's callback is not in the table");
+                if (list == kNext && (phase_ == kIdle || e.deadline > pass_time_))
+                    return broken("the next list holds a timer no open advance fires");
+                if (list != kNext && list != cascading_ && list_for(e.deadline) != list)
+                    return broken("an entry is not in the list its deadline names");
+                cb_refs[e.cb]++;
                 if (e.deadline < min)
                     min = e.deadline;
                 ordered &= e.deadline >= last;
@@ -831,61 +1039,90 @@ int Wheel::verify() const
                 live++;
             }
             if (live != blk.live)
-                return TW_EUCLEAN;
+                return broken("a block's live count is wrong");
             n += live;
             prev = b;
         }
         if (l.tail != prev)
-            return TW_EUCLEAN;
+            return broken("a list's tail is not its last block");
         if (list < kDue && list != cascading_) {
             unsigned level = list / kSlots;
             uint64_t bit = uint64_t(1) << (list % kSlots);
             if (bool(occupied_[level] & bit) != (n > 0))
-                return TW_EUCLEAN;
+                return broken("a slot's occupancy bit is wrong");
             if ((min_known_[level] & bit) && (!n || slot_min_[list] != min))
-                return TW_EUCLEAN;
+                return broken("a slot's cached minimum is wrong");
             if (n && (in_order_[level] & bit) && (!ordered || last > slot_last_[list]))
-                return TW_EUCLEAN;
+                return broken("a slot marked in order is not");
         }
-        if (list == kDue && n && due_min_known_ && due_min_ != min)
-            return TW_EUCLEAN;
-        if (list == kDue && n && due_in_order_ && (!ordered || last > due_last_))
-            return TW_EUCLEAN;
-        armed += n;
+        if (list == kDue || list == kNext) {
+            const Flat &f = flat(list);
+            if (n && f.min_known && f.min != min)
+                return broken("the due or next list's cached minimum is wrong");
+            if (n && f.in_order && (!ordered || last > f.last))
+                return broken("the due or next list, marked in order, is not");
+        }
+        *armed += n;
     }
+    return 0;
+}
+
+/* The free lists of both pools, every entry's state, the round, and the
+ * callback table's use counts. */
+int Wheel::verify_entries(uint32_t *cb_refs, uint64_t armed, uint64_t chained) const
+{
     uint64_t free_blocks = 0;
     for (uint32_t b = blocks_.free_head(); b != kNil; b = blocks_[b].next)
         if (b >= blocks_.total() || ++free_blocks > blocks_.total())
-            return TW_EUCLEAN;
+            return broken("the free block list leaves the pool or loops");
     uint64_t untouched = blocks_.untouched();
     if (free_blocks + untouched != blocks_.free_count() ||
-        free_blocks + untouched + chained_blocks != blocks_.total())
-        return TW_EUCLEAN;
+        free_blocks + untouched + chained != blocks_.total())
+        return broken("blocks are lost or counted twice");
     uint64_t free_listed = 0;
     for (uint32_t i = pool_.free_head(); i; i = pool_.at(i).pos) {
         if (!pool_.issued(i) || pool_.at(i).state != kStateFree || ++free_listed > pool_.fresh())
-            return TW_EUCLEAN;
+            return broken("the free entry list holds a live entry, or loops");
     }
     uint64_t counted[4] = {};
     for (uint32_t i = 1; i < pool_.fresh(); i++) {
         const Entry &e = pool_.at(i);
         if (e.state > kStateRunning)
-            return TW_EUCLEAN;
+            return broken("an entry's state is out of range");
         counted[e.state]++;
         if (e.state == kStateFiring &&
             (e.pos < round_at_ || e.pos >= round_n_ || round_[e.pos].idx != i))
-            return TW_EUCLEAN;
+            return broken("a firing entry is not where the round says");
+        if (e.state == kStateFiring || e.state == kStateRunning) {
+            if (e.cb >= ncbs_ || !cbs_[e.cb].fn)
+                return broken("a firing entry's callback is not in the table");
+            cb_refs[e.cb]++;
+        }
     }
-    if (counted[kStateFree] != free_listed || free_listed != pool_.free_count() ||
-        counted[kStateArmed] != armed)
-        return TW_EUCLEAN;
+    if (counted[kStateFree] != free_listed || free_listed != pool_.free_count())
+        return broken("free entries and the free list disagree");
+    if (counted[kStateArmed] != armed)
+        return broken("armed entries and the lists disagree");
     uint64_t pending = 0;
     for (uint32_t k = round_at_; k < round_n_; k++)
         pending += round_[k].idx != kNil;
-    if (counted[kStateFiring] != pending || (!advancing_ && counted[kStateRunning]))
-        return TW_EUCLEAN;
+    if (counted[kStateFiring] != pending)
+        return broken("firing entries and the round disagree");
+    if (!advancing_ && counted[kStateRunning])
+        return broken("an entry is running outside an advance");
     if (pool_.in_use() + free_listed != uint64_t(pool_.fresh() - 1))
-        return TW_EUCLEAN;
+        return broken("the pool's use count is wrong");
+    uint32_t freed = 0;
+    for (uint32_t k = 0; k < ncbs_; k++) {
+        if (cbs_[k].refs != cb_refs[k])
+            return broken("a callback's use count is wrong");
+        if (!cbs_[k].fn)
+            freed++;
+        else if (!cbs_[k].refs && k != last_cb_index_)
+            return broken("an unused callback was kept");
+    }
+    if (freed != cb_free_n_)
+        return broken("freed callback slots and the free stack disagree");
     return 0;
 }
 

@@ -8,19 +8,27 @@
  * group L.  A timer whose tick is <= cur sits on the due list; TW_NEVER
  * timers sit on the never list, which nothing scans.
  *
- * Invariant: an entry's list is a function of (deadline, cur) alone.  It
- * holds because a slot is cascaded exactly when cur reaches the start of
- * its range, and it buys three things: every occupied slot of a level lies
- * after cur in that level (no wrap-around, no overflow structure); timers
- * with equal deadlines always share a list, so appending at the tail and
- * moving whole lists in order keeps them in arming order; and the earliest
- * timer is in the lowest occupied level's lowest occupied slot, found with
- * one count-trailing-zeros per level.
+ * Invariant: an entry's list is a function of (deadline, cur) alone, but
+ * for the next list (below) and a cascade cut short.  It holds because a
+ * slot is cascaded exactly when cur reaches the start of its range, and it
+ * buys three things: every occupied slot of a level lies after cur in that
+ * level (no wrap-around, no overflow structure); timers with equal
+ * deadlines always share a list, so appending at the tail and moving whole
+ * lists in order keeps them in arming order; and the earliest timer is in
+ * the lowest occupied level's lowest occupied slot, found with one
+ * count-trailing-zeros per level.
  *
- * Exactness: advance(now) visits occupied slots in time order (O(levels)
- * each), so every timer whose deadline is <= now fires, and none other.
- * The due timers of a visit are sorted by deadline (ties by list order)
- * unless they already are in order, the common case.
+ * Exactness: an advance to time T runs in two passes.  The first fires
+ * every timer that was due at T when the advance began: it visits the
+ * occupied slots up to T in time order (O(levels) each), and sorts the due
+ * timers of a visit by deadline (ties by list order) unless they already
+ * are in order, the common case.  A timer armed while the first pass runs
+ * (or while it is stopped by a budget) with a deadline <= T goes to the
+ * next list, which the second pass fires, in deadline order, once the
+ * first is done; timers armed while the second pass runs wait for the next
+ * advance.  So timers fire in deadline order, those armed late after those
+ * already due, whatever the tick, and no advance can run forever however
+ * its callbacks re-arm.
  *
  * Storage: a list is a chain of 256-byte blocks of entry indices in arming
  * order; leaving a list writes a tombstone into its block, and a block is
@@ -32,6 +40,10 @@
  * Each slot caches the minimum deadline of its members while it is known
  * exactly; when that member leaves, next_deadline() rescans a small slot,
  * and answers a large one's start instead (never late, rarely early).
+ *
+ * Callbacks are stored as 16-bit indices into a table of the distinct
+ * callbacks of live timers, counted by use: a callback leaves the table
+ * with its last timer, so only live timers can fill it.
  */
 #ifndef TW_WHEEL_HPP
 #define TW_WHEEL_HPP
@@ -78,13 +90,16 @@ public:
     static constexpr unsigned kLevelBits = 6;
     static constexpr unsigned kSlots = 1u << kLevelBits;
     static constexpr unsigned kLevels = 10;
-    /* List ids: the slots, then the due list and the never list. */
+    /* List ids: the slots, then the due list, the never list and the
+     * next list (due in the second pass of the running advance). */
     static constexpr uint32_t kDue = kLevels * kSlots;
     static constexpr uint32_t kNever = kDue + 1;
-    static constexpr uint32_t kLists = kDue + 2;
+    static constexpr uint32_t kNext = kDue + 2;
+    static constexpr uint32_t kLists = kDue + 3;
     /* Free blocks kept before any operation that may need one: one partial
      * tail per list is the most a run of cascades adds beyond what it frees. */
     static constexpr uint64_t kBlockReserve = kLists + 1;
+    /* Distinct callbacks of live timers at most. */
     static constexpr uint32_t kMaxCallbacks = 0xffff;
     /* next_deadline rescans a slot whose minimum left if it has this many
      * blocks at most (240 timers); beyond, it answers the slot's start. */
@@ -125,11 +140,15 @@ public:
     int reschedule(tw_timer timer, uint64_t deadline);
     int deadline(tw_timer timer, uint64_t *ret) const;
     int next_deadline(uint64_t *ret) const;
-    /* Fires what is due at now_ns, at most max_callbacks (0: no limit). */
+    /* Fires what is due at now_ns, at most max_callbacks (0: no limit).
+     * An advance stopped by the limit is finished first by the next one,
+     * at its own time, before that one starts its own. */
     uint64_t advance(uint64_t now_ns, uint64_t max_callbacks = 0);
     uint64_t now() const { return now_ns_; }
     void stats(tw_wheel_stats *ret) const;
+    /* 0, or TW_EUCLEAN with verify_failure() naming the broken invariant. */
     int verify() const;
+    const char *verify_failure() const { return verify_failure_; }
 
     /* The batch kernels this wheel uses; simd::kernels() by default. */
     void set_kernels(const simd::Kernels &k) { simd_ = &k; }
@@ -153,6 +172,24 @@ private:
             return deadline != o.deadline ? deadline < o.deadline : order < o.order;
         }
     };
+    /* What the due list and the next list keep of themselves. */
+    struct Flat {
+        uint64_t last = 0;      /* largest deadline appended */
+        uint64_t min = 0;       /* exact when min_known */
+        bool in_order = true;   /* deadlines never decrease along the list */
+        bool min_known = false;
+    };
+    /* Where an advance is: not in one, or in its first or second pass (a
+     * pass stopped by a budget stays open until the next advance). */
+    enum Phase : uint8_t { kIdle, kPassOne, kPassTwo };
+    /* The limits of one advance call. */
+    struct Run {
+        uint64_t budget, fired, work, work_limit;
+    };
+    struct Callback {
+        tw_timer_cb *fn;
+        uint32_t refs;          /* live timers using it; 0: the slot is free */
+    };
 
     /* The entry a live handle names, or 0. */
     uint32_t lookup(tw_timer timer) const
@@ -161,11 +198,11 @@ private:
         if (!pool_.issued(i))
             return 0;
         const Entry &e = pool_.at(i);
-        if (e.gen + 1 != uint32_t(timer >> 32) || e.state == kStateFree)
+        if (e.gen != uint32_t(timer >> 32) || e.state == kStateFree)
             return 0;
         return i;
     }
-    static tw_timer handle(uint32_t i, const Entry &e) { return (uint64_t(e.gen + 1u) << 32) | i; }
+    static tw_timer handle(uint32_t i, const Entry &e) { return (uint64_t(e.gen) << 32) | i; }
 
     uint32_t list_for(uint64_t deadline) const;
     uint32_t arm_list(uint64_t deadline) const;
@@ -174,20 +211,50 @@ private:
     void remove(uint32_t i);
     void drop_block(uint32_t list, uint32_t b);
     void note_added(uint32_t list, uint64_t deadline, bool was_empty);
-    int callback_index(tw_timer_cb *cb)
+    /* The table index of cb, with n more timers counted on it. */
+    int use_callback(tw_timer_cb *cb, uint32_t n = 1)
     {
-        return cb == last_cb_ ? last_cb_index_ : intern_callback(cb);
+        int k = cb == last_cb_ ? last_cb_index_ : intern_callback(cb);
+        if (k >= 0)
+            cbs_[k].refs += n;
+        return k;
+    }
+    /* One timer less on callback k; the slot is freed with its last
+     * timer, except the most recent callback's, kept for the next arm. */
+    void unuse_callback(uint16_t k)
+    {
+        if (--cbs_[k].refs == 0 && k != last_cb_index_)
+            drop_callback(k);
+    }
+    void release(uint32_t i)
+    {
+        unuse_callback(pool_.at(i).cb);
+        pool_.release(i);
     }
     int intern_callback(tw_timer_cb *cb);
+    void drop_callback(uint16_t k);
+    uint32_t cb_hash(tw_timer_cb *cb) const
+    {
+        uint64_t x = uint64_t(reinterpret_cast<uintptr_t>(cb)) * UINT64_C(0x9e3779b97f4a7c15);
+        return uint32_t(x >> 32) & cb_hash_mask_;
+    }
     uint32_t arm(uint64_t deadline, uint16_t cb, void *userdata, uint32_t slack = 0);
+    Flat &flat(uint32_t list) const { return flat_[list == kNext]; }
     uint64_t first_deadline(uint32_t list) const;
     uint64_t list_min(uint32_t list) const;
+    bool list_has_due(uint32_t list, uint64_t t) const;
     bool rescan_min(uint32_t list) const;
     bool cascade(uint64_t *work, uint64_t limit);
     void slot_to_due(unsigned slot);
-    uint32_t gather_due(uint64_t now_ns, uint64_t limit);
-    void sort_due();
-    uint64_t run_due(uint64_t now_ns, uint64_t budget);
+    uint32_t gather(uint32_t list, uint64_t t, uint64_t limit);
+    void sort_list(uint32_t list);
+    bool run_list(uint32_t list, Run *run);
+    bool pass_one(Run *run);
+    bool pass_one_left() const;
+    bool finish(Run *run);
+    int broken(const char *what) const;
+    int verify_lists(uint32_t *cb_refs, uint64_t *armed, uint64_t *chained) const;
+    int verify_entries(uint32_t *cb_refs, uint64_t armed, uint64_t chained) const;
 
     Pool pool_;
     BlockPool blocks_;
@@ -202,10 +269,9 @@ private:
     uint64_t in_order_[kLevels] = {};       /* slot's deadlines never decrease */
     uint64_t slot_last_[kDue] = {};         /* largest deadline appended */
     uint32_t cascading_ = kNil;             /* a slot whose cascade is cut short */
-    bool due_in_order_ = true;
-    uint64_t due_last_ = 0;
-    mutable uint64_t due_min_ = 0;
-    mutable bool due_min_known_ = false;
+    mutable Flat flat_[2];                  /* the due list's, the next list's */
+    Phase phase_ = kIdle;
+    uint64_t pass_time_ = 0;                /* the open advance's time */
 
     /* The current dispatch round: [round_at_, round_n_) still to fire.  A
      * budgeted advance may leave it pending until the next advance. */
@@ -216,13 +282,16 @@ private:
     uint64_t late_log2_[65] = {};           /* lateness: bucket b < 2^b ns */
     uint64_t late_max_ = 0;
 
-    tw_timer_cb **cbs_ = nullptr;           /* callback table */
-    uint32_t ncbs_ = 0, cbs_cap_ = 0;
+    Callback *cbs_ = nullptr;               /* callback table */
+    uint32_t ncbs_ = 0, cbs_cap_ = 0;       /* slots handed out, allocated */
+    uint16_t *cb_free_ = nullptr;           /* slots given back, a stack */
+    uint32_t cb_free_n_ = 0;
     uint32_t *cb_hash_ = nullptr;           /* open addressing: index + 1 */
     uint32_t cb_hash_mask_ = 0;
     tw_timer_cb *last_cb_ = nullptr;
-    uint16_t last_cb_index_ = 0;
+    uint16_t last_cb_index_ = 0xffff;
 
+    mutable const char *verify_failure_ = nullptr;
     bool advancing_ = false;
     bool free_requested_ = false;
 
