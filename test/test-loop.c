@@ -957,6 +957,80 @@ static void test_cancel_other_from_callback(void **state)
     finish();
 }
 
+/* tw_loop_process counts the callbacks its turn ran.  A connection whose
+ * wheel timer went off but which was freed before its turn to be processed
+ * (by another connection's callback, by a timer callback of the same turn,
+ * or with the loop) runs nothing, and counts nowhere. */
+static tw_conn *DOOMED;
+static unsigned CONN_CALLS;
+
+static void free_doomed_conn(const tw_conn_event *e, void *userdata)
+{
+    (void)e;
+    (void)userdata;
+    CONN_CALLS++;
+    tw_conn_free(DOOMED);
+    DOOMED = NULL;
+}
+
+static void free_doomed_timer(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    (void)timer;
+    (void)deadline_ns;
+    (void)userdata;
+    tw_conn_free(DOOMED);
+    DOOMED = NULL;
+}
+
+static void free_loop_timer(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    (void)timer;
+    (void)deadline_ns;
+    tw_loop_free(userdata);
+}
+
+static void test_process_counts_no_freed_connection(void **state)
+{
+    (void)state;
+    tw_loop *loop = start(NULL, NULL);
+    tw_conn *a, *b;
+    CONN_CALLS = 0;
+    /* a and b due in one turn; a's callback frees b first. */
+    assert_int_equal(tw_conn_new(loop, 1, free_doomed_conn, NULL, &a), 0);
+    assert_int_equal(tw_conn_new(loop, 2, free_doomed_conn, NULL, &b), 0);
+    assert_int_equal(tw_conn_arm(a, TW_CONN_IDLE, T0 + MS), 0);
+    assert_int_equal(tw_conn_arm(b, TW_CONN_IDLE, T0 + MS), 0);
+    DOOMED = b;
+    FAKE = T0 + MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(CONN_CALLS, 1);
+    assert_int_equal(stats_of(loop).fired, 1);
+
+    /* b's wheel timer goes off before a timer of the same deadline that
+     * frees it: only that timer ran. */
+    assert_int_equal(tw_conn_new(loop, 2, free_doomed_conn, NULL, &b), 0);
+    assert_int_equal(tw_conn_arm(b, TW_CONN_IDLE, T0 + 2 * MS), 0);
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule(loop, T0 + 2 * MS, free_doomed_timer, NULL, &t), 0);
+    DOOMED = b;
+    FAKE = T0 + 2 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(CONN_CALLS, 1);
+    assert_int_equal(stats_of(loop).fired, 2);
+    tw_conn_stats cs;
+    cs.struct_size = sizeof(cs);
+    assert_int_equal(tw_conn_stats_get(loop, &cs), 0);
+    assert_int_equal(cs.wakeups, 1);
+
+    /* The loop itself freed by a timer after a's wheel timer went off. */
+    assert_int_equal(tw_conn_arm(a, TW_CONN_IDLE, T0 + 3 * MS), 0);
+    assert_int_equal(tw_loop_schedule(loop, T0 + 3 * MS, free_loop_timer, loop, &t), 0);
+    FAKE = T0 + 3 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    LOG.loop = NULL;
+    assert_int_equal(CONN_CALLS, 1);
+}
+
 static void test_free_with_timers_armed(void **state)
 {
     (void)state;
@@ -1665,6 +1739,7 @@ int main(void)
         cmocka_unit_test_teardown(test_free_from_posted_function, teardown),
         cmocka_unit_test_teardown(test_embedded_never_dispatches, teardown),
         cmocka_unit_test_teardown(test_cancel_other_from_callback, teardown),
+        cmocka_unit_test_teardown(test_process_counts_no_freed_connection, teardown),
         cmocka_unit_test_teardown(test_free_with_timers_armed, teardown),
         cmocka_unit_test_teardown(test_free_with_posts_pending, teardown),
         cmocka_unit_test_teardown(test_bad_input, teardown),

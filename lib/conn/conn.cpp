@@ -330,33 +330,39 @@ void ConnSet::compute(void *ctx, size_t begin, size_t end)
     }
 }
 
-void ConnSet::after_advance(uint64_t now)
+uint64_t ConnSet::after_advance(uint64_t now)
 {
     size_t n = batch_n_;
     if (!n)
-        return;
+        return 0;
+    if (loop_->free_requested()) {
+        batch_n_ = 0;
+        return n;
+    }
     batch_now_ = now;
     if (loop_->parallel(n, compute, this))
         handoff_++;
     else
         direct_++;
-    after_advance_phase_two(now);
+    return after_advance_phase_two(now);
 }
 
-/* Phase two, on the loop's thread in firing order. */
-void ConnSet::after_advance_phase_two(uint64_t now)
+/* Phase two, on the loop's thread in firing order.  Returns how many
+ * entries were not processed: freed, or left when the loop is freed. */
+uint64_t ConnSet::after_advance_phase_two(uint64_t now)
 {
-    size_t n = batch_n_;
+    size_t n = batch_n_, done = 0;
     for (size_t i = 0; i < n && !loop_->free_requested(); i++)
-        fire(batch_[i], now);
+        done += fire(batch_[i], now);
     batch_n_ = 0;
+    return n - done;
 }
 
-void ConnSet::fire(Fired &f, uint64_t now)
+bool ConnSet::fire(Fired &f, uint64_t now)
 {
     Conn *c = f.conn;
     if (!c->live || c->gen != f.gen)
-        return;
+        return false;
     wakeups_++;
     bool any = f.ev[0] || f.ev[1] || f.ev[2] || f.ev[3];
     any = c->collect(now, f.ev, true) || any;
@@ -374,6 +380,7 @@ void ConnSet::fire(Fired &f, uint64_t now)
         deliver(c, f.ev, now);
     else
         early_++;
+    return true;
 }
 
 void ConnSet::deliver(Conn *c, const uint32_t *ev, uint64_t now)

@@ -132,7 +132,7 @@ public:
     void destroy(Conn *c);
     int poll(tw_conn_event *events, size_t cap);
     void stats(tw_conn_stats *ret) const;
-    void after_advance(uint64_t now) override;
+    uint64_t after_advance(uint64_t now) override;
 
     /* The wheel timers of connections: userdata is the Conn. */
     static void on_timer(tw_timer timer, uint64_t deadline, void *userdata);
@@ -146,8 +146,9 @@ private:
         uint32_t ev[TW_CONN_MAX_LAYERS];
     };
     static void compute(void *ctx, size_t begin, size_t end);
-    void after_advance_phase_two(uint64_t now);
-    void fire(Fired &f, uint64_t now);
+    uint64_t after_advance_phase_two(uint64_t now);
+    /* False when the connection was freed since its timer went off. */
+    bool fire(Fired &f, uint64_t now);
     void deliver(Conn *c, const uint32_t *ev, uint64_t now);
     bool push_queue(Conn *c);
     bool grow_chunks();

@@ -244,9 +244,12 @@ uint64_t Loop::turn(bool catch_up)
         run_inbox();
         if (free_requested_)
             break;
-        fired += dispatch(pass ? clock_ns(CLOCK_MONOTONIC) : started);
-        if (ext_ && !free_requested_)
-            ext_->after_advance(now_);
+        uint64_t ran = dispatch(pass ? clock_ns(CLOCK_MONOTONIC) : started);
+        if (ext_) {
+            uint64_t none = ext_->after_advance(now_);
+            ran -= none < ran ? none : ran;
+        }
+        fired += ran;
         uint64_t next;
         if (free_requested_ || wheel_.next_deadline(&next) < 0)
             break;

@@ -40,11 +40,14 @@ struct Command {
 };
 
 /* What rides on a loop (the connections): told after each advance of a
- * turn, and freed with the loop. */
+ * turn, and freed with the loop.  after_advance answers how many of the
+ * advance's timers ran nothing in the end (a connection freed before it
+ * was processed, or left unprocessed because the loop is being freed):
+ * the turn does not count them as fired. */
 class Extension {
 public:
     virtual ~Extension() = default;
-    virtual void after_advance(uint64_t now) = 0;
+    virtual uint64_t after_advance(uint64_t now) = 0;
 };
 
 class Loop {
