@@ -185,9 +185,10 @@ TW__PUBLIC int tw_wheel_verify(const tw_wheel *wheel) TW__NOEXCEPT;
 /*
  * The loop: a wheel on one libevent event_base, with one timer descriptor set
  * at the earliest deadline (no periodic tick: an idle loop never wakes), a
- * clock read once per turn, and a bounded inbox through which other threads
- * reach it.  Everything but the tw_loop_post* family and tw_loop_stop runs
- * on the loop's thread.
+ * clock read once per turn (and again by calls that need the time between
+ * turns), and a bounded inbox through which other threads reach it.
+ * Everything but the tw_loop_post* family and tw_loop_stop runs on the
+ * loop's thread.
  */
 struct event_base;
 typedef struct tw_loop tw_loop;
@@ -218,7 +219,7 @@ typedef struct tw_loop_config {
 
 typedef struct tw_loop_stats {
     size_t struct_size;       /* the caller sets sizeof(tw_loop_stats) */
-    uint64_t now_ns;          /* the clock as read at the start of the last turn */
+    uint64_t now_ns;          /* the loop's time as last read, in or between turns */
     uint64_t turns;           /* times the loop ran: timer, inbox, by hand */
     uint64_t wakeups;         /* the timer descriptor went off */
     uint64_t rearms;          /* times the timer descriptor was set */
@@ -269,7 +270,9 @@ TW__PUBLIC int tw_loop_process(tw_loop *loop) TW__NOEXCEPT;
  * alone, with no timeout, and calls tw_loop_process when it is readable.
  * Owned by the loop. */
 TW__PUBLIC int tw_loop_fd(const tw_loop *loop) TW__NOEXCEPT;
-/* The time the loop's clock gave at the start of the current turn. */
+/* The loop's time: inside a turn, the clock as read at the turn's start;
+ * outside one, the clock read afresh.  Relative deadlines and touches
+ * count from it. */
 TW__PUBLIC uint64_t tw_loop_now(const tw_loop *loop) TW__NOEXCEPT;
 /* The earliest time the loop needs to run again; TW_ENOENT when idle. */
 TW__PUBLIC int tw_loop_next_deadline(const tw_loop *loop, uint64_t *ret) TW__NOEXCEPT;

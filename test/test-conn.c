@@ -221,6 +221,51 @@ static void test_lazy_rearm(void **state)
     assert_int_equal(stats().live, 0);
 }
 
+/* Driven by hand, the program's own work between two turns takes time: a
+ * touch or a relative arm made then counts from the clock at the call, not
+ * from the last turn. */
+static void test_touch_between_turns_reads_the_clock(void **state)
+{
+    (void)state;
+    start();
+    memset(&SEEN, 0, sizeof(SEEN));
+    tw_conn *c = conn_new(3, record, NULL);
+    assert_int_equal(tw_conn_set_idle_timeout(c, 2 * SEC), 0);
+    turn_at(T0 + 10 * MS);
+    const uint64_t t = T0 + 210 * MS;
+    FAKE = t;
+    assert_int_equal(tw_conn_touch(c), 0);
+    assert_int_equal(deadline_of(c, TW_CONN_IDLE), t + 2 * SEC);
+    assert_int_equal(tw_conn_arm_in(c, TW_CONN_PACING, 100 * MS), 0);
+    assert_int_equal(deadline_of(c, TW_CONN_PACING), t + 100 * MS);
+    assert_int_equal(tw_loop_now(LOOP), t);
+    assert_int_equal(loop_next(), t + 100 * MS);
+    tw_conn *q = conn_new(4, NULL, NULL);
+    assert_int_equal(tw_conn_arm(q, TW_CONN_PACING, t + 100 * MS), 0);
+
+    FAKE = t + 100 * MS - 1;
+    assert_true(tw_loop_process(LOOP) >= 0);
+    assert_int_equal(SEEN.n, 0);
+    turn_at(t + 100 * MS);
+    assert_int_equal(SEEN.n, 1);
+    assert_int_equal(SEEN.ev[0].events[0], BIT(TW_CONN_PACING));
+    /* A queued event, polled later, carries the time it was polled at. */
+    FAKE = t + 130 * MS;
+    tw_conn_event ev[2];
+    assert_int_equal(tw_conn_poll(LOOP, ev, 2), 1);
+    assert_ptr_equal(ev[0].conn, q);
+    assert_int_equal(ev[0].now_ns, t + 130 * MS);
+    tw_conn_free(q);
+    FAKE = t + 2 * SEC - 1;
+    assert_true(tw_loop_process(LOOP) >= 0);
+    assert_int_equal(SEEN.n, 1);
+    turn_at(t + 2 * SEC);
+    assert_int_equal(SEEN.n, 2);
+    assert_int_equal(SEEN.ev[1].events[0], BIT(TW_CONN_IDLE));
+    assert_int_equal(SEEN.ev[1].now_ns, t + 2 * SEC);
+    tw_conn_free(c);
+}
+
 static void test_arm_earlier(void **state)
 {
     (void)state;
@@ -2069,6 +2114,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_lazy_rearm, teardown),
+        cmocka_unit_test_teardown(test_touch_between_turns_reads_the_clock, teardown),
         cmocka_unit_test_teardown(test_arm_earlier, teardown),
         cmocka_unit_test_teardown(test_kinds_due_together, teardown),
         cmocka_unit_test_teardown(test_disarm_all_cancels, teardown),

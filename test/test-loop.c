@@ -269,10 +269,11 @@ static void test_now_is_turn_start(void **state)
     assert_int_equal(tw_loop_process(loop), 2);
     assert_int_equal(LOG.now[0], T0 + 15 * MS);
     assert_int_equal(LOG.now[1], T0 + 15 * MS);
-    assert_int_equal(tw_loop_now(loop), T0 + 15 * MS);
     tw_loop_stats s = stats_of(loop);
     assert_int_equal(s.now_ns, T0 + 15 * MS);
     assert_int_equal(next_of(loop), T0 + 16 * MS);
+    /* After the turn, asking the time reads the clock. */
+    assert_int_equal(tw_loop_now(loop), T0 + 5 * SEC + 15 * MS);
     /* The next turn reads the clock again: both due, in deadline order. */
     assert_int_equal(tw_loop_process(loop), 2);
     assert_int_equal(tw_loop_now(loop), T0 + 5 * SEC + 15 * MS);
@@ -285,7 +286,8 @@ static void test_now_is_turn_start(void **state)
     drop_loop();
 }
 
-/* Everything a callback may ask about time, none of which reads the clock. */
+/* Everything a callback may ask about time, none of which reads the clock
+ * inside a turn. */
 static void busy(tw_timer timer, uint64_t deadline_ns, void *userdata)
 {
     record(timer, deadline_ns, userdata);
@@ -310,7 +312,8 @@ static void test_clock_read_once_per_turn(void **state)
     uint64_t next;
     (void)tw_loop_next_deadline(loop, &next);
     (void)tw_loop_now(loop);
-    /* Outside a turn nothing reads the clock; each turn reads it once. */
+    /* Each turn reads the clock once; its callbacks and posted functions
+     * never do. */
     uint64_t reads = CLOCK_READS;
     for (int i = 1; i <= 4; i++) {
         FAKE += 10 * MS;
@@ -356,25 +359,32 @@ static void test_relative_to_loop_now(void **state)
     struct event_base *base = new_base();
     tw_loop *loop = start(base, NULL);
     tw_timer t;
-    /* Before the first turn, the loop's time is the clock at creation. */
-    assert_int_equal(tw_loop_schedule_relative(loop, 10 * MS, record, (void *)1, &t), 0);
+    /* Before the first turn, a call reads the clock, not the time the loop
+     * was created at. */
+    FAKE = T0 + 1 * MS;
+    assert_int_equal(tw_loop_schedule_relative(loop, 9 * MS, record, (void *)1, &t), 0);
     assert_int_equal(next_of(loop), T0 + 10 * MS);
     FAKE = T0 + 2 * MS;
     assert_int_equal(tw_loop_process(loop), 0);
-    /* The clock moves on, the loop's time does not until its next turn. */
+    /* Between turns too: the clock moved on since the last one began. */
     FAKE = T0 + 3 * SEC;
     assert_int_equal(tw_loop_schedule_relative(loop, 10 * MS, record, (void *)2, &t), 0);
-    uint64_t d = next_of(loop);
-    assert_int_equal(d, T0 + 10 * MS);
-    assert_int_equal(tw_loop_process(loop), 2);
+    assert_int_equal(tw_loop_now(loop), T0 + 3 * SEC);
+    assert_int_equal(tw_loop_process(loop), 1);
     assert_int_equal(LOG.ids[0], 1);
     assert_int_equal(LOG.deadlines[0], T0 + 10 * MS);
+    uint64_t d = next_of(loop);
+    assert_int_equal(d, T0 + 3 * SEC + 10 * MS);
+    FAKE = d - 1;
+    assert_int_equal(tw_loop_process(loop), 0);
+    FAKE = d;
+    assert_int_equal(tw_loop_process(loop), 1);
     assert_int_equal(LOG.ids[1], 2);
-    assert_int_equal(LOG.deadlines[1], T0 + 2 * MS + 10 * MS);
+    assert_int_equal(LOG.deadlines[1], T0 + 3 * SEC + 10 * MS);
     /* Zero delay: due at the next turn even if the clock stands still. */
     assert_int_equal(tw_loop_schedule_relative(loop, 0, record, (void *)3, &t), 0);
     assert_int_equal(tw_loop_process(loop), 1);
-    assert_int_equal(LOG.deadlines[2], T0 + 3 * SEC);
+    assert_int_equal(LOG.deadlines[2], d);
     /* A delay past the 64-bit range saturates to never. */
     assert_int_equal(tw_loop_schedule_relative(loop, UINT64_MAX - 5, record, (void *)4, &t), 0);
     assert_int_equal(tw_loop_next_deadline(loop, &d), TW_ENOENT);
@@ -473,16 +483,20 @@ static void test_clock_backwards_clamped(void **state)
     assert_int_equal(stats_of(loop).clock_backwards, 0);
     FAKE = T0 + 5 * SEC;
     assert_int_equal(tw_loop_process(loop), 0);
-    assert_int_equal(tw_loop_now(loop), T0 + 10 * SEC);
     assert_int_equal(stats_of(loop).clock_backwards, 1);
     assert_int_equal(stats_of(loop).now_ns, T0 + 10 * SEC);
-    FAKE = 3;
-    assert_int_equal(tw_loop_process(loop), 0);
+    /* Outside a turn, each reading of the time is clamped and counted. */
     assert_int_equal(tw_loop_now(loop), T0 + 10 * SEC);
     assert_int_equal(stats_of(loop).clock_backwards, 2);
+    FAKE = 3;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(stats_of(loop).clock_backwards, 3);
     /* Relative deadlines count from the clamped time. */
     tw_timer t;
     assert_int_equal(tw_loop_schedule_relative(loop, 1 * MS, record, (void *)2, &t), 0);
+    assert_int_equal(stats_of(loop).clock_backwards, 4);
+    assert_int_equal(tw_loop_now(loop), T0 + 10 * SEC);
+    assert_int_equal(stats_of(loop).clock_backwards, 5);
     assert_int_equal(next_of(loop), T0 + 10 * SEC + 1);
     FAKE = T0 + 10 * SEC + 1;
     assert_int_equal(tw_loop_process(loop), 1);
@@ -492,7 +506,7 @@ static void test_clock_backwards_clamped(void **state)
     assert_int_equal(tw_loop_process(loop), 1);
     assert_int_equal(LOG.ids[1], 2);
     assert_int_equal(LOG.deadlines[1], T0 + 10 * SEC + 1 * MS);
-    assert_int_equal(stats_of(loop).clock_backwards, 2);
+    assert_int_equal(stats_of(loop).clock_backwards, 5);
     finish();
 }
 
@@ -921,6 +935,121 @@ static void test_embedded_never_dispatches(void **state)
     assert_int_equal(CALLER_EVENTS, 1);
     event_free(ev);
     drop_base();
+}
+
+/* The caller's own code on the caller's base, between the loop's turns:
+ * 200 ms of it pass, then it arms a relative timer and a connection's
+ * timers.  In a posted function, inside a turn, the same calls count from
+ * the turn's time instead. */
+struct fresh {
+    tw_loop *loop;
+    tw_conn *conn;
+    uint64_t now;               /* tw_loop_now as the caller saw it */
+    uint32_t conn_events;
+    uint64_t conn_now;
+};
+
+static void fresh_arm(struct fresh *f)
+{
+    FAKE += 200 * MS;
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule_relative(f->loop, 100 * MS, record, (void *)1, &t), 0);
+    assert_int_equal(tw_conn_touch(f->conn), 0);
+    assert_int_equal(tw_conn_arm_in(f->conn, TW_CONN_ACK_DELAY, 25 * MS), 0);
+    f->now = tw_loop_now(f->loop);
+}
+
+static void fresh_caller_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    fresh_arm(arg);
+}
+
+static void fresh_posted(tw_loop *loop, int status, void *userdata)
+{
+    (void)loop;
+    assert_int_equal(status, 0);
+    fresh_arm(userdata);
+}
+
+static void fresh_conn_event(const tw_conn_event *e, void *userdata)
+{
+    struct fresh *f = userdata;
+    f->conn_events |= e->events[0];
+    f->conn_now = e->now_ns;
+}
+
+static void test_relative_outside_a_turn_reads_the_clock(void **state)
+{
+    (void)state;
+    struct event_base *base = new_base();
+    tw_loop *loop = start(base, NULL);
+    struct fresh f = {.loop = loop};
+    assert_int_equal(tw_conn_new(loop, 9, fresh_conn_event, &f, &f.conn), 0);
+    assert_int_equal(tw_conn_set_idle_timeout(f.conn, 2 * SEC), 0);
+    FAKE = T0 + 50 * MS;
+    assert_int_equal(tw_loop_process(loop), 0);
+    uint64_t turns = stats_of(loop).turns;
+
+    struct event *ev = event_new(base, -1, 0, fresh_caller_event, &f);
+    assert_non_null(ev);
+    event_active(ev, EV_TIMEOUT, 0);
+    assert_true(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    event_free(ev);
+    /* No turn ran; the calls counted from T0 + 250 ms, not T0 + 50 ms. */
+    assert_int_equal(stats_of(loop).turns, turns);
+    const uint64_t t = T0 + 250 * MS;
+    assert_int_equal(f.now, t);
+    assert_int_equal(tw_loop_now(loop), t);
+    uint64_t d = 0;
+    assert_int_equal(tw_conn_deadline(f.conn, TW_CONN_IDLE, &d), 0);
+    assert_int_equal(d, t + 2 * SEC);
+    assert_int_equal(tw_conn_deadline(f.conn, TW_CONN_ACK_DELAY, &d), 0);
+    assert_int_equal(d, t + 25 * MS);
+    assert_int_equal(next_of(loop), t + 25 * MS);
+
+    /* Each fires at its deadline counted from t, none before. */
+    FAKE = t + 25 * MS - 1;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(f.conn_events, 0);
+    FAKE = t + 25 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(f.conn_events, TW_CONN_BIT(TW_CONN_ACK_DELAY));
+    FAKE = t + 100 * MS - 1;
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(LOG.n, 0);
+    FAKE = t + 100 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(LOG.deadlines[0], t + 100 * MS);
+    f.conn_events = 0;
+    FAKE = t + 2 * SEC - 1;
+    assert_true(tw_loop_process(loop) >= 0);
+    assert_int_equal(f.conn_events, 0);
+    FAKE = t + 2 * SEC;
+    assert_true(tw_loop_process(loop) >= 0);
+    assert_int_equal(f.conn_events, TW_CONN_BIT(TW_CONN_IDLE));
+    assert_int_equal(f.conn_now, t + 2 * SEC);
+
+    /* Inside a turn (a posted function), the turn's time stays the time. */
+    const uint64_t u = T0 + 10 * SEC;
+    FAKE = u;
+    LOG.n = 0;
+    assert_int_equal(tw_loop_post(loop, fresh_posted, &f), 0);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(FAKE, u + 200 * MS);
+    assert_int_equal(f.now, u);
+    assert_int_equal(tw_conn_deadline(f.conn, TW_CONN_IDLE, &d), 0);
+    assert_int_equal(d, u + 2 * SEC);
+    assert_int_equal(tw_conn_deadline(f.conn, TW_CONN_ACK_DELAY, &d), 0);
+    assert_int_equal(d, u + 25 * MS);
+    FAKE = u + 100 * MS;
+    assert_true(tw_loop_process(loop) >= 1);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(LOG.deadlines[0], u + 100 * MS);
+    tw_conn_free(f.conn);
+    finish();
 }
 
 static tw_timer VICTIM, MOVED;
@@ -1738,6 +1867,7 @@ int main(void)
         cmocka_unit_test_teardown(test_free_from_callback_during_run, teardown),
         cmocka_unit_test_teardown(test_free_from_posted_function, teardown),
         cmocka_unit_test_teardown(test_embedded_never_dispatches, teardown),
+        cmocka_unit_test_teardown(test_relative_outside_a_turn_reads_the_clock, teardown),
         cmocka_unit_test_teardown(test_cancel_other_from_callback, teardown),
         cmocka_unit_test_teardown(test_process_counts_no_freed_connection, teardown),
         cmocka_unit_test_teardown(test_free_with_timers_armed, teardown),

@@ -147,7 +147,7 @@ int tw_conn_arm_in(tw_conn *conn, unsigned kind, uint64_t delay_ns) noexcept
     Conn *c = live(conn);
     if (!c || kind >= TW_CONN_KINDS)
         return TW_EINVAL;
-    uint64_t now = c->set->loop()->now();
+    uint64_t now = c->set->loop()->fresh_now();
     uint64_t at = delay_ns > TW_NEVER - now ? TW_NEVER : now + delay_ns;
     return c->arm(kind, at);
 }
@@ -213,7 +213,7 @@ int tw_conn_touch(tw_conn *conn) noexcept
         return TW_EINVAL;
     if (!c->idle_timeout)
         return 0;
-    uint64_t now = c->set->loop()->now();
+    uint64_t now = c->set->loop()->fresh_now();
     uint64_t at = c->idle_timeout > TW_NEVER - now ? TW_NEVER : now + c->idle_timeout;
     return c->arm(TW_CONN_IDLE, at);
 }

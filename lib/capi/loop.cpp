@@ -121,7 +121,10 @@ int tw_loop_fd(const tw_loop *loop) noexcept
 
 uint64_t tw_loop_now(const tw_loop *loop) noexcept
 {
-    return loop ? loop->core.now() : 0;
+    /* Outside a turn, reading the time moves the loop's time to the clock:
+     * const for the caller, while the loop itself, made by tw_loop_new, is
+     * never a const object. */
+    return loop ? const_cast<tw_loop *>(loop)->core.fresh_now() : 0;
 }
 
 int tw_loop_next_deadline(const tw_loop *loop, uint64_t *ret) noexcept
@@ -146,7 +149,7 @@ int tw_loop_schedule_relative(tw_loop *loop, uint64_t delay_ns, tw_timer_cb *cb,
 {
     if (!loop)
         return tw_loop_schedule(loop, 0, cb, userdata, ret);
-    uint64_t now = loop->core.now();
+    uint64_t now = loop->core.fresh_now();
     uint64_t deadline = delay_ns > TW_NEVER - now ? TW_NEVER : now + delay_ns;
     return tw_loop_schedule(loop, deadline, cb, userdata, ret);
 }

@@ -427,6 +427,8 @@ bool ConnSet::push_queue(Conn *c)
 int ConnSet::poll(tw_conn_event *events, size_t cap)
 {
     size_t out = 0;
+    /* The loop's time when polled: read afresh outside a turn. */
+    uint64_t now = q_n_ && cap ? loop_->fresh_now() : 0;
     while (out < cap && q_n_) {
         ConnRef r = queue_[q_head_];
         q_head_ = (q_head_ + 1) & (q_cap_ - 1);
@@ -439,7 +441,7 @@ int ConnSet::poll(tw_conn_event *events, size_t cap)
         e.conn_id = c->id;
         e.reserved = 0;
         std::memcpy(e.events, c->pending, sizeof(e.events));
-        e.now_ns = loop_->now();
+        e.now_ns = now;
         e.userdata = c->userdata;
         std::memset(c->pending, 0, sizeof(c->pending));
         c->queued = false;

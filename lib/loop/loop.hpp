@@ -5,9 +5,12 @@
  * deadline and is set again only when that changes, so an idle loop never
  * wakes.  A turn (the timerfd, an inbox wake-up, or tw_loop_process by hand) reads the
  * clock once, runs the inbox, advances the wheel under the callback budget
- * and re-arms.  Other threads reach the loop only through the inbox, whose
- * producers wake it by writing an eventfd the base watches: no libevent
- * locking is needed, so a caller's base need not be thread-enabled.
+ * and re-arms.  Between turns, a call that needs the time (tw_loop_now, a
+ * relative deadline, a touch) reads the clock again, since the last turn
+ * may be long past when the caller's own events run.  Other threads reach
+ * the loop only through the inbox, whose producers wake it by writing an
+ * eventfd the base watches: no libevent locking is needed, so a caller's
+ * base need not be thread-enabled.
  *
  * The default clock is CLOCK_MONOTONIC plus the time spent suspended since
  * the loop was created (the growth of CLOCK_BOOTTIME - CLOCK_MONOTONIC), so
@@ -62,7 +65,20 @@ public:
     int run();
     void stop();
     uint64_t process();
+    /* The loop's time as last read, without reading the clock. */
     uint64_t now() const { return now_; }
+    /* The time a call made now counts from.  Inside a turn, the turn's, so
+     * everything a turn does sees one instant.  Outside one (the caller's
+     * own events, code between turns of a loop driven by hand, before the
+     * first turn) the last turn may be long past: the clock is read afresh
+     * and becomes the loop's time.  The wheel's time stays where the last
+     * advance left it; a deadline at or before it is due at the next turn. */
+    uint64_t fresh_now()
+    {
+        if (!in_turn_)
+            now_ = read_clock();
+        return now_;
+    }
     int fd() const { return poll_fd_; }
     int next_deadline(uint64_t *ret) const { return wheel_.next_deadline(ret); }
 
