@@ -17,6 +17,17 @@
  * Every figure is the median of --runs runs (min-max beside it), on a loop
  * with an injected clock so no turn runs while timing.  Connections are
  * visited in a shuffled order, as packets of many connections arrive.
+ *
+ * The price of the time: on a loop with the built-in clock, the same calls
+ * made inside a turn (from a posted function), where the turn's cached
+ * time serves, and outside one (as from the caller's own I/O callback),
+ * where each call reads the clock:
+ *
+ *   now-turn/-fresh       tw_loop_now
+ *   touch-turn/-fresh     tw_conn_touch, lazy
+ *   relative-turn/-fresh  tw_loop_schedule_relative 30 s ahead, then
+ *                         tw_loop_cancel, behind an earlier timer so the
+ *                         timer descriptor is never set
  */
 #include <algorithm>
 #include <chrono>
@@ -59,6 +70,7 @@ long rss_kib()
 }
 
 void on_event(const tw_conn_event *, void *) noexcept {}
+void on_anchor(tw_timer, uint64_t, void *) noexcept {}
 void on_timer(tw_timer, uint64_t, void *) noexcept {}
 
 uint64_t layer_next(const void *layer) noexcept { return *static_cast<const uint64_t *>(layer); }
@@ -84,24 +96,27 @@ struct World {
     std::vector<uint32_t> order;
     std::vector<uint64_t> layer_deadline;
 
-    bool open(size_t n, bool all_kinds)
+    /* real: the built-in clock instead of the injected one. */
+    bool open(size_t n, bool all_kinds, bool real = false)
     {
         tw_loop_config c;
         tw_loop_config_init(&c);
-        c.clock = fake_clock;
+        if (!real)
+            c.clock = fake_clock;
         if (tw_loop_new(nullptr, &c, &loop) < 0)
             return false;
+        const uint64_t t0 = tw_loop_now(loop);
         conns.resize(n);
         order.resize(n);
-        layer_deadline.assign(n, g_fake + 40 * kSec);
+        layer_deadline.assign(n, t0 + 40 * kSec);
         for (size_t i = 0; i < n; i++) {
             if (tw_conn_new(loop, uint32_t(i), on_event, nullptr, &conns[i]) < 0)
                 return false;
             order[i] = uint32_t(i);
-            tw_conn_arm(conns[i], TW_CONN_IDLE, g_fake + 30 * kSec);
+            tw_conn_arm(conns[i], TW_CONN_IDLE, t0 + 30 * kSec);
             if (all_kinds) {
                 for (unsigned k = 1; k < TW_CONN_KINDS; k++)
-                    tw_conn_arm(conns[i], k, g_fake + (10 + k + i % 7) * kSec);
+                    tw_conn_arm(conns[i], k, t0 + (10 + k + i % 7) * kSec);
                 unsigned id;
                 tw_conn_add_layer(conns[i], &kLayer, &layer_deadline[i], &id);
             }
@@ -235,6 +250,82 @@ bool run_next(size_t n, int runs, bool fresh, Figure &fig)
     return true;
 }
 
+/* The calls whose time comes from the loop, timed inside a turn or
+ * outside one. */
+enum class TimeCall { kNow, kTouch, kRelative };
+
+struct Timed {
+    World *w;
+    TimeCall call;
+    size_t n;
+    uint64_t sink;
+    double ns;
+    bool ok;
+};
+
+void time_calls(Timed &t)
+{
+    World &w = *t.w;
+    uint64_t t0 = mono_ns();
+    size_t j = 0;
+    for (size_t i = 0; i < kOps; i++) {
+        switch (t.call) {
+        case TimeCall::kNow:
+            t.sink += tw_loop_now(w.loop);
+            break;
+        case TimeCall::kTouch:
+            t.ok = tw_conn_touch(w.conns[w.order[j]]) == 0 && t.ok;
+            j = j + 1 == t.n ? 0 : j + 1;
+            break;
+        case TimeCall::kRelative: {
+            tw_timer timer;
+            t.ok = tw_loop_schedule_relative(w.loop, 30 * kSec, on_timer, nullptr, &timer) == 0 &&
+                   tw_loop_cancel(w.loop, timer) == 0 && t.ok;
+            break;
+        }
+        }
+    }
+    t.ns = double(mono_ns() - t0) / kOps;
+}
+
+void time_in_turn(tw_loop *, int status, void *userdata) noexcept
+{
+    Timed &t = *static_cast<Timed *>(userdata);
+    if (status == 0)
+        time_calls(t);
+    else
+        t.ok = false;
+}
+
+bool run_time(size_t n, int runs, TimeCall call, bool in_turn, Figure &fig)
+{
+    World w;
+    if (!w.open(n, false, true))
+        return false;
+    for (tw_conn *c : w.conns)
+        tw_conn_set_idle_timeout(c, 30 * kSec);
+    /* Earlier than every timer armed below, so none of them moves the
+     * timer descriptor, inside a turn or out. */
+    tw_timer anchor;
+    if (tw_loop_schedule_relative(w.loop, 10 * kSec, on_anchor, nullptr, &anchor) < 0)
+        return false;
+    Timed t = {&w, call, n, 0, 0, true};
+    for (int r = 0; r < runs && t.ok; r++) {
+        if (in_turn) {
+            t.ns = -1;
+            if (tw_loop_post(w.loop, time_in_turn, &t) < 0 || tw_loop_process(w.loop) < 0 ||
+                t.ns < 0)
+                return false;
+        } else {
+            time_calls(t);
+        }
+        fig.runs.push_back(t.ns);
+    }
+    if (t.sink == 1)
+        std::puts("");
+    return t.ok;
+}
+
 bool run_memory(size_t n, double &per_conn)
 {
     long before = rss_kib();
@@ -248,7 +339,7 @@ bool run_memory(size_t n, double &per_conn)
 
 void print(const char *what, size_t n, const Figure &f, const char *extra)
 {
-    std::printf("%-12s %8zu  %7.2f ns  (%.2f-%.2f)%s\n", what, n, f.median(), f.lo(), f.hi(),
+    std::printf("%-14s %8zu  %7.2f ns  (%.2f-%.2f)%s\n", what, n, f.median(), f.lo(), f.hi(),
                 extra);
 }
 
@@ -279,6 +370,7 @@ int run_conn_mode(int argc, char **argv)
     bool ok = true;
     for (size_t n : sizes) {
         Figure floor, arm, touch, replace, cached, fresh;
+        Figure now_turn, now_fresh, touch_turn, touch_fresh, rel_turn, rel_fresh;
         ok = ok && run_floor(n, runs, floor);
         uint64_t arm_ops = 0, touch_ops = 0;
         ok = ok && run_rearm(n, runs, false, arm, arm_ops);
@@ -286,6 +378,12 @@ int run_conn_mode(int argc, char **argv)
         ok = ok && run_replace(n, runs, replace);
         ok = ok && run_next(n, runs, false, cached);
         ok = ok && run_next(n, runs, true, fresh);
+        ok = ok && run_time(n, runs, TimeCall::kNow, true, now_turn);
+        ok = ok && run_time(n, runs, TimeCall::kNow, false, now_fresh);
+        ok = ok && run_time(n, runs, TimeCall::kTouch, true, touch_turn);
+        ok = ok && run_time(n, runs, TimeCall::kTouch, false, touch_fresh);
+        ok = ok && run_time(n, runs, TimeCall::kRelative, true, rel_turn);
+        ok = ok && run_time(n, runs, TimeCall::kRelative, false, rel_fresh);
         if (!ok)
             break;
         char extra[96];
@@ -299,11 +397,17 @@ int run_conn_mode(int argc, char **argv)
         print("replace", n, replace, extra);
         print("next-cached", n, cached, "");
         print("next-fresh", n, fresh, "  (includes one tw_conn_arm)");
+        print("now-turn", n, now_turn, "  (built-in clock, inside a turn: cached)");
+        print("now-fresh", n, now_fresh, "  (outside a turn: reads the clock)");
+        print("touch-turn", n, touch_turn, "");
+        print("touch-fresh", n, touch_fresh, "");
+        print("relative-turn", n, rel_turn, "  (schedule_relative + cancel)");
+        print("relative-fresh", n, rel_fresh, "");
     }
     double per_conn = 0;
     size_t big = sizes.back();
     if (ok && (ok = run_memory(big, per_conn)))
-        std::printf("memory       %8zu  %7.1f B per connection (8 kinds and a layer armed, "
+        std::printf("memory         %8zu  %7.1f B per connection (8 kinds and a layer armed, "
                     "resident set growth)\n",
                     big, per_conn);
     if (!ok)
