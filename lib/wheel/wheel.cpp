@@ -91,7 +91,7 @@ uint32_t Wheel::list_for(uint64_t deadline) const
  * older timers of the same deadline. */
 uint32_t Wheel::arm_list(uint64_t deadline) const
 {
-    if (phase_ == kPassOne && deadline <= pass_time_)
+    if (phase_ == kPassOne && deadline <= pass_time_ && deadline != TW_NEVER)
         return kNext;
     uint32_t list = list_for(deadline);
     if (cascading_ != kNil && deadline != TW_NEVER) {
@@ -808,14 +808,19 @@ bool Wheel::run_list(uint32_t list, Run *run)
                 return true;
         }
         while (round_at_ < round_n_) {
+            uint32_t k = round_at_;
+            uint32_t i = round_[k].idx;
+            if (i == kNil) {
+                round_at_++;
+                continue;
+            }
+            /* Stopped only before a timer that would fire: a round whose
+             * rest was all cancelled is finished. */
             if (run->fired == run->budget || free_requested_)
                 return false;
-            uint32_t k = round_at_++;
+            round_at_++;
             if (k + 8 < round_n_ && round_[k + 8].idx != kNil)
                 __builtin_prefetch(&pool_.at(round_[k + 8].idx));
-            uint32_t i = round_[k].idx;
-            if (i == kNil)
-                continue;
             Entry &e = pool_.at(i);
             e.state = kStateRunning;
             uint64_t late = now_ns_ - e.deadline;
@@ -870,8 +875,9 @@ bool Wheel::pass_one(Run *run)
 /* After a stop in the first pass: true when a timer that was due when the
  * advance began has yet to fire (in the round, the due list, a cascade cut
  * short or a slot not yet visited).  When none has, the first pass is over
- * in all but name: timers armed before the next advance then belong to it,
- * not to this one's second pass.  Slots wholly before the time's tick hold
+ * in all but name, so whether timers armed next belong to the second pass
+ * depends only on which timers are due, never on how far the walk got.
+ * Slots wholly before the time's tick hold
  * only such timers; the slots that straddle it are scanned, and so is the
  * due list, at a cost the next advance pays again in any case. */
 bool Wheel::pass_one_left() const
@@ -903,12 +909,12 @@ bool Wheel::pass_one_left() const
 bool Wheel::finish(Run *run)
 {
     if (phase_ == kPassOne) {
+        /* A first pass stopped with nothing due left is over: its walk
+         * goes on in the next advance's. */
         if (!pass_one(run)) {
-            if (!free_requested_ && !pass_one_left()) {
-                round_at_ = round_n_ = 0;
-                phase_ = lists_[kNext].head != kNil ? kPassTwo : kIdle;
-            }
-            return false;
+            if (free_requested_ || pass_one_left())
+                return false;
+            round_at_ = round_n_ = 0;
         }
         phase_ = kPassTwo;
     }
