@@ -165,8 +165,9 @@ TW__PUBLIC int tw_wheel_next_deadline(const tw_wheel *wheel,
                                       uint64_t *ret) TW__NOEXCEPT;
 /* Moves the wheel's time to now_ns (earlier times are clamped) and runs the
  * callbacks of every timer due, in deadline order, equal deadlines in the
- * order they were armed.  Returns how many fired (saturating at INT32_MAX).
- * TW_EBUSY when called from one of this wheel's callbacks. */
+ * order they were armed; then, once, those its callbacks armed due.
+ * Returns how many fired (saturating at INT32_MAX).  TW_EBUSY when called
+ * from one of this wheel's callbacks. */
 TW__PUBLIC int tw_wheel_advance(tw_wheel *wheel, uint64_t now_ns) TW__NOEXCEPT;
 /* As tw_wheel_advance, but returns after at most max_callbacks callbacks
  * (0: no limit), or once it has moved 4 * max_callbacks timers between
