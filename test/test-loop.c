@@ -1840,6 +1840,62 @@ static void test_descriptor_limit(void **state)
     assert_true(room_needed(NULL) > 3);
 }
 
+/* Timers left due by the callback budget fire first at the next turn,
+ * before one armed in between with an earlier deadline; also when the
+ * budget stopped a cascade (300 timers fill several blocks of the wheel). */
+static void test_budget_stop_keeps_order_through_the_loop(void **state)
+{
+    (void)state;
+    const uintptr_t counts[] = {10, 300};
+    for (size_t c = 0; c < 2; c++) {
+        tw_loop_config cfg = fake_config();
+        cfg.budget_callbacks = 1;
+        cfg.budget_ns = 0;
+        tw_loop *loop = start(NULL, &cfg);
+        const uint64_t at = T0 + 5 * SEC + 17;
+        for (uintptr_t id = 1; id <= counts[c]; id++)
+            arm(loop, at, id);
+        FAKE = at;
+        uint64_t first = (uint64_t)tw_loop_process(loop);
+        assert_true(first <= 1);
+        arm(loop, at - 5 * MS, 9999);
+        while (LOG.n < counts[c] + 1)
+            assert_true(tw_loop_process(loop) <= 1);
+        for (uintptr_t id = 1; id <= counts[c]; id++)
+            assert_int_equal(LOG.ids[id - 1], id);
+        assert_int_equal(LOG.ids[counts[c]], 9999);
+        finish();
+    }
+}
+
+static void rearm_at_now(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    assert_int_equal(tw_loop_reschedule(LOG.loop, timer, tw_loop_now(LOG.loop)), 0);
+}
+
+/* A callback that re-arms its timer at now cannot hold a turn, even with
+ * both budgets off: each turn fires it a bounded number of times, and the
+ * loop stays due. */
+static void test_rearm_at_now_turn_returns(void **state)
+{
+    (void)state;
+    tw_loop_config cfg = fake_config();
+    cfg.budget_callbacks = 0;
+    cfg.budget_ns = 0;
+    tw_loop *loop = start(NULL, &cfg);
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule(loop, T0 + MS, rearm_at_now, (void *)1, &t), 0);
+    FAKE = T0 + MS;
+    for (int turn = 1; turn <= 3; turn++) {
+        uint64_t n = (uint64_t)tw_loop_process(loop);
+        assert_true(n >= 1 && n <= 2);
+        assert_true(next_of(loop) <= tw_loop_now(loop));
+    }
+    assert_int_equal(tw_loop_cancel(loop, t), 0);
+    finish();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1886,6 +1942,8 @@ int main(void)
         cmocka_unit_test_teardown(test_event_follows_earliest_deadline, teardown),
         cmocka_unit_test_teardown(test_fd_for_hand_driven_loops, teardown),
         cmocka_unit_test_teardown(test_schedule_batch, teardown),
+        cmocka_unit_test_teardown(test_budget_stop_keeps_order_through_the_loop, teardown),
+        cmocka_unit_test_teardown(test_rearm_at_now_turn_returns, teardown),
     };
     return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }
