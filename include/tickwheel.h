@@ -86,8 +86,8 @@ typedef struct tw_wheel_config {
 
 typedef struct tw_wheel_stats {
     size_t struct_size;       /* the caller sets sizeof(tw_wheel_stats) */
-    uint64_t now_ns;          /* the time of the last advance */
-    uint64_t live;            /* timers armed now */
+    uint64_t now_ns;          /* the wheel's time, as tw_wheel_now gives it */
+    uint64_t live;            /* timers armed, and the one whose callback runs */
     uint64_t scheduled;       /* successful schedules, batches counted per timer */
     uint64_t rescheduled;
     uint64_t cancelled;
@@ -221,7 +221,8 @@ typedef struct tw_loop_config {
 typedef struct tw_loop_stats {
     size_t struct_size;       /* the caller sets sizeof(tw_loop_stats) */
     uint64_t now_ns;          /* the loop's time as last read, in or between turns */
-    uint64_t turns;           /* times the loop ran: timer, inbox, by hand */
+    uint64_t turns;           /* times the loop ran: timer, inbox, by hand,
+                                 and each catch-up pass */
     uint64_t wakeups;         /* the timer descriptor went off */
     uint64_t rearms;          /* times the timer descriptor was set */
     uint64_t fired;
@@ -546,7 +547,8 @@ typedef struct tw_conn_stats {
     uint64_t wakeups;         /* the connection's wheel timer fired */
     uint64_t early_wakeups;   /* ... and nothing was due: the lazy re-arm's cost */
     uint64_t events;          /* connection-turns with something fired */
-    uint64_t dropped;         /* queued events dropped by tw_conn_free */
+    uint64_t dropped;         /* queued events dropped: by tw_conn_free, or
+                                 for want of memory to queue them */
     uint64_t batches_direct;  /* fired batches computed on the loop's thread */
     uint64_t batches_handoff; /* ... with the worker's help */
     uint64_t bytes;           /* memory held for connections */
