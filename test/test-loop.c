@@ -353,6 +353,37 @@ static void test_next_deadline(void **state)
     finish();
 }
 
+/* A timer armed at TW_NEVER never fires, even in a turn at the last
+ * instant the clock can show, and also when a budget left older timers
+ * due there; one armed just before it does fire. */
+static void test_never_at_the_end_of_time(void **state)
+{
+    (void)state;
+    tw_loop_config c = fake_config();
+    c.budget_callbacks = 1;
+    tw_loop *loop = start(NULL, &c);
+    arm(loop, T0 + MS, 1);
+    arm(loop, T0 + 2 * MS, 2);
+    FAKE = UINT64_MAX;
+    assert_int_equal(tw_loop_process(loop), 1);
+    arm(loop, TW_NEVER, 3);
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule_slack(loop, TW_NEVER, MS, record, (void *)4, &t), 0);
+    arm(loop, TW_NEVER - 1, 5);
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(tw_loop_process(loop), 1);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(tw_loop_process(loop), 0);
+    assert_int_equal(LOG.n, 3);
+    assert_int_equal(LOG.ids[0], 1);
+    assert_int_equal(LOG.ids[1], 2);
+    assert_int_equal(LOG.ids[2], 5);
+    assert_int_equal(tw_loop_now(loop), UINT64_MAX);
+    uint64_t next;
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    finish();
+}
+
 static void test_relative_to_loop_now(void **state)
 {
     (void)state;
@@ -1906,6 +1937,7 @@ int main(void)
         cmocka_unit_test_teardown(test_now_is_turn_start, teardown),
         cmocka_unit_test_teardown(test_clock_read_once_per_turn, teardown),
         cmocka_unit_test_teardown(test_next_deadline, teardown),
+        cmocka_unit_test_teardown(test_never_at_the_end_of_time, teardown),
         cmocka_unit_test_teardown(test_relative_to_loop_now, teardown),
         cmocka_unit_test_teardown(test_cancel_reschedule_and_stale, teardown),
         cmocka_unit_test_teardown(test_reschedule_self, teardown),

@@ -291,14 +291,18 @@ uint64_t Loop::turn(bool catch_up)
  * most 4 * budget_callbacks timers down the wheel, as one advance would. */
 uint64_t Loop::dispatch(uint64_t started)
 {
+    /* At the clock's last instant every deadline but TW_NEVER has passed:
+     * the wheel is taken no further than that, so a timer parked at
+     * TW_NEVER stays parked whatever the wheel makes of that instant. */
+    const uint64_t until = now_ < TW_NEVER ? now_ : TW_NEVER - 1;
     if (!budget_ns_)
-        return wheel_.advance(now_, budget_);
+        return wheel_.advance(until, budget_);
     uint64_t start = clock_ ? now_ : started;
     uint64_t left = budget_ ? budget_ : UINT64_MAX, fired = 0;
     uint64_t chunk = kTimeCheckFirst, last = start;
     for (;;) {
         uint64_t step = left < chunk ? left : chunk;
-        fired += wheel_.advance(now_, step);
+        fired += wheel_.advance(until, step);
         uint64_t next;
         if (free_requested_ || wheel_.next_deadline(&next) < 0 || next > now_)
             return fired;
