@@ -3,12 +3,17 @@ BUILD ?= build
 SANBUILD ?= build-sanitize
 TSANBUILD ?= build-tsan
 PORTBUILD ?= build-portable
+FUZZBUILD ?= build-fuzz
 MESON ?= meson
+# Seconds each fuzz target runs: 30 under `make test`, 600 under `make fuzz`.
+FUZZ_SECONDS ?=
+# Where `make fuzz` keeps the inputs it finds, outside the repository.
+FUZZ_CORPUS ?= /var/tmp/tickwheel-fuzz
 
 PACKAGES := g++ binutils pkg-config meson ninja-build libevent-dev libev-dev libuv1-dev \
-	libsimde-dev libcmocka-dev hyperfine mandoc
+	libsimde-dev libcmocka-dev hyperfine mandoc clang libclang-rt-dev
 
-.PHONY: all deps run test bench install clean
+.PHONY: all deps run test fuzz bench install clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -39,14 +44,29 @@ $(TSANBUILD)/build.ninja:
 $(PORTBUILD)/build.ninja:
 	$(MESON) setup $(PORTBUILD) -Dc_args=-DSIMDE_NO_NATIVE -Dcpp_args=-DSIMDE_NO_NATIVE
 
+# clang with libFuzzer, ASan and UBSan; builds the library and test/fuzz only.
+$(FUZZBUILD)/build.ninja:
+	CC=clang CXX=clang++ $(MESON) setup $(FUZZBUILD) -Dfuzz=true -Dbuildtype=debugoptimized \
+		-Db_lundef=false
+
 run: deps all
 	$(BUILD)/tools/tw-sim
 
-test: deps all $(SANBUILD)/build.ninja $(TSANBUILD)/build.ninja $(PORTBUILD)/build.ninja
+test: deps all $(SANBUILD)/build.ninja $(TSANBUILD)/build.ninja $(PORTBUILD)/build.ninja \
+		$(FUZZBUILD)/build.ninja
 	ninja -C $(SANBUILD)
 	ninja -C $(TSANBUILD) test/test-inbox test/test-loop test/test-worker test/test-conn
 	ninja -C $(PORTBUILD)
-	test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop,worker,conn $(PORTBUILD)
+	ninja -C $(FUZZBUILD) fuzz
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),30) FUZZ_ARTIFACTS=$(CURDIR)/$(FUZZBUILD)/artifacts \
+		test/run-suites.sh $(BUILD) $(SANBUILD) $(TSANBUILD):inbox,loop,worker,conn $(PORTBUILD) \
+		$(FUZZBUILD)
+
+# Each fuzz target for longer, adding what it finds to $(FUZZ_CORPUS).
+fuzz: deps $(FUZZBUILD)/build.ninja
+	ninja -C $(FUZZBUILD) fuzz
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),600) FUZZ_CORPUS=$(FUZZ_CORPUS) \
+		FUZZ_ARTIFACTS=$(FUZZ_CORPUS)/artifacts test/run-suites.sh $(FUZZBUILD)
 
 bench: deps all
 	tools/bench.sh $(BUILD)/tools/tw-bench
@@ -55,4 +75,4 @@ install: all
 	$(MESON) install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD) $(PORTBUILD)
+	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD) $(PORTBUILD) $(FUZZBUILD)
