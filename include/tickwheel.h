@@ -76,6 +76,11 @@ typedef struct tw_wheel tw_wheel;
  * refers to another timer (until its slot is reused 2^32 times). */
 typedef uint64_t tw_timer;
 typedef void tw_timer_cb(tw_timer timer, uint64_t deadline_ns, void *userdata);
+/* A walk's visitor: non-zero stops the walk and is what the walk returns. */
+typedef int tw_timer_visit_fn(tw_timer timer, uint64_t deadline_ns, void *userdata, void *ctx);
+/* Periodic timers: what a timer does about periods missed at once. */
+#define TW_PERIODIC_CATCH_UP 0u   /* fires once for each, one after the other */
+#define TW_PERIODIC_SKIP 1u       /* fires once, then at the first period after now */
 
 typedef struct tw_wheel_config {
     size_t struct_size;       /* sizeof(tw_wheel_config), set by _init */
@@ -137,6 +142,13 @@ TW__PUBLIC int tw_wheel_schedule_relative(tw_wheel *wheel, uint64_t delay_ns,
 TW__PUBLIC int tw_wheel_schedule_slack(tw_wheel *wheel, uint64_t deadline_ns, uint64_t slack_ns,
                                        tw_timer_cb *cb, void *userdata,
                                        tw_timer *ret) TW__NOEXCEPT;
+/* Arms a timer due at first_ns, then at first_ns + k * period_ns for every
+ * k (never drifting); flags is a TW_PERIODIC_* policy.  Re-armed before
+ * each callback runs, so the callback may cancel or move it. */
+TW__PUBLIC int tw_wheel_schedule_periodic(tw_wheel *wheel, uint64_t first_ns,
+                                          uint64_t period_ns, unsigned flags,
+                                          tw_timer_cb *cb, void *userdata,
+                                          tw_timer *ret) TW__NOEXCEPT;
 /* Arms n timers with one callback; userdata may be NULL (all NULL).  All or
  * nothing: on failure no timer is armed and ret is untouched. */
 TW__PUBLIC int tw_wheel_schedule_batch(tw_wheel *wheel, size_t n,
@@ -158,6 +170,17 @@ TW__PUBLIC int tw_wheel_reschedule(tw_wheel *wheel, tw_timer timer,
 /* The deadline an armed timer will fire at. */
 TW__PUBLIC int tw_wheel_deadline(const tw_wheel *wheel, tw_timer timer,
                                  uint64_t *ret) TW__NOEXCEPT;
+/* The period of a periodic timer; TW_ENOENT for any other. */
+TW__PUBLIC int tw_wheel_period(const tw_wheel *wheel, tw_timer timer,
+                               uint64_t *ret) TW__NOEXCEPT;
+/* Armed timers, parked ones included; the one whose callback runs is not. */
+TW__PUBLIC size_t tw_wheel_count(const tw_wheel *wheel) TW__NOEXCEPT;
+/* Calls fn for every armed timer, in no particular order, until it returns
+ * non-zero; fn may cancel, reschedule or schedule timers. */
+TW__PUBLIC int tw_wheel_foreach(tw_wheel *wheel, tw_timer_visit_fn *fn,
+                                void *ctx) TW__NOEXCEPT;
+/* Cancels every armed timer; *ret (may be NULL) counts them. */
+TW__PUBLIC int tw_wheel_cancel_all(tw_wheel *wheel, size_t *ret) TW__NOEXCEPT;
 /* A time never later than the earliest armed deadline: exact, unless the
  * earliest member of that timer's slot left and the slot holds over 240
  * timers, when it is the slot's start.  TW_ENOENT when nothing will fire. */

@@ -160,6 +160,43 @@ static void test_steady_state_allocates_nothing(void **state)
     tw_wheel_free(WHEEL);
 }
 
+static unsigned long PERIODIC_FIRED;
+
+static void periodic_fired(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    (void)timer;
+    (void)deadline_ns;
+    (void)userdata;
+    PERIODIC_FIRED++;
+}
+
+/* Periodic timers, a thousand of them, re-armed once per period: after the
+ * first periods, not one allocation. */
+static void test_periodic_allocates_nothing(void **state)
+{
+    (void)state;
+    tw_wheel *w;
+    tw_timer t;
+    uint64_t now = NOW;
+    assert_int_equal(tw_wheel_new(NULL, now, &w), 0);
+    for (uint64_t k = 0; k < 1000; k++)
+        assert_int_equal(tw_wheel_schedule_periodic(w, now + k * 7919, MS + k * 997,
+                                                    k % 2 ? TW_PERIODIC_SKIP : TW_PERIODIC_CATCH_UP,
+                                                    periodic_fired, NULL, &t), 0);
+    for (int i = 0; i < 20000; i++)
+        assert_true(tw_wheel_advance(w, now += MS / 3) >= 0);
+    CALLS = 0;
+    COUNTING = 1;
+    unsigned long before = PERIODIC_FIRED;
+    for (int i = 0; i < 60000; i++)
+        assert_true(tw_wheel_advance(w, now += MS / 3) >= 0);
+    COUNTING = 0;
+    assert_int_equal(CALLS, 0);
+    assert_true(PERIODIC_FIRED - before > 100000);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
 /* A window of 64 packets; every ACK covers two, one packet in 50 is never
  * acked (lost by threshold), and every 1000th step the ACKs stop long
  * enough for a probe timeout. */
@@ -359,6 +396,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_steady_state_allocates_nothing),
+        cmocka_unit_test(test_periodic_allocates_nothing),
         cmocka_unit_test(test_recovery_steady_state_allocates_nothing),
         cmocka_unit_test(test_connections_allocate_nothing),
         cmocka_unit_test(test_id_grouping_allocates_nothing),

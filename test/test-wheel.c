@@ -1000,6 +1000,190 @@ static void test_handles_of_another_wheel(void **state)
     tw_wheel_free(b);
 }
 
+static uint64_t P_LAST, P_RUNS, P_DRIFT;
+
+static void periodic_count(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    (void)timer;
+    uint64_t period = (uint64_t)(uintptr_t)userdata;
+    if (P_RUNS && deadline_ns != P_LAST + period)
+        P_DRIFT++;
+    P_LAST = deadline_ns;
+    P_RUNS++;
+}
+
+/* A million periods of a period no tick divides, one advance each: every
+ * deadline is the first + k * period exactly, none fires early. */
+static void test_periodic_million_no_drift(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    const uint64_t first = 3 * MS + 7, period = 1234567;
+    tw_timer t;
+    P_LAST = P_RUNS = P_DRIFT = 0;
+    assert_int_equal(tw_wheel_schedule_periodic(w, first, period, TW_PERIODIC_CATCH_UP,
+                                                periodic_count, (void *)(uintptr_t)period, &t), 0);
+    uint64_t p;
+    assert_int_equal(tw_wheel_period(w, t, &p), 0);
+    assert_int_equal(p, period);
+    for (uint64_t k = 0; k < 1000000; k++) {
+        uint64_t due = first + k * period;
+        assert_int_equal(tw_wheel_advance(w, due - 1), 0);
+        assert_int_equal(tw_wheel_advance(w, due), 1);
+    }
+    assert_int_equal(P_RUNS, 1000000);
+    assert_int_equal(P_DRIFT, 0);
+    assert_int_equal(P_LAST, first + 999999 * period);
+    uint64_t d;
+    assert_int_equal(tw_wheel_deadline(w, t, &d), 0);
+    assert_int_equal(d, first + 1000000 * period);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+/* Missed periods: catch-up fires one per period (at most two per advance,
+ * the rest at once in the next advances); skip fires once and goes on
+ * from the first period after now. */
+static void test_periodic_missed_periods(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer c, k;
+    P_LAST = P_RUNS = P_DRIFT = 0;
+    assert_int_equal(tw_wheel_schedule_periodic(w, 10 * MS, 10 * MS, TW_PERIODIC_CATCH_UP,
+                                                periodic_count, (void *)(uintptr_t)(10 * MS), &c), 0);
+    assert_int_equal(tw_wheel_advance(w, 55 * MS), 2);
+    assert_int_equal(tw_wheel_advance(w, 55 * MS), 2);
+    assert_int_equal(tw_wheel_advance(w, 55 * MS), 1);
+    assert_int_equal(tw_wheel_advance(w, 55 * MS), 0);
+    assert_int_equal(P_RUNS, 5);
+    assert_int_equal(P_DRIFT, 0);
+    assert_int_equal(P_LAST, 50 * MS);
+    assert_int_equal(tw_wheel_cancel(w, c), 0);
+    assert_int_equal(tw_wheel_schedule_periodic(w, 60 * MS, 10 * MS, TW_PERIODIC_SKIP, record,
+                                                (void *)7, &k), 0);
+    assert_int_equal(tw_wheel_advance(w, 95 * MS), 1);
+    assert_int_equal(LOG.deadlines[LOG.n - 1], 60 * MS);
+    uint64_t d;
+    assert_int_equal(tw_wheel_deadline(w, k, &d), 0);
+    assert_int_equal(d, 100 * MS);
+    assert_int_equal(tw_wheel_advance(w, 100 * MS), 1);
+    assert_int_equal(LOG.deadlines[LOG.n - 1], 100 * MS);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static tw_timer P_SELF;
+
+static void periodic_stop_third(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    uint64_t d;
+    /* Armed again already: its next deadline, and a cancel that stops it. */
+    assert_int_equal(tw_wheel_deadline(LOG.wheel, timer, &d), 0);
+    assert_int_equal(d, deadline_ns + 5 * MS);
+    if (LOG.n == 2)
+        assert_int_equal(tw_wheel_reschedule(LOG.wheel, timer, deadline_ns + 20 * MS), 0);
+    if (LOG.n == 3)
+        assert_int_equal(tw_wheel_cancel(LOG.wheel, timer), 0);
+}
+
+static void test_periodic_cancel_and_move_from_callback(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    assert_int_equal(tw_wheel_schedule_periodic(w, 5 * MS, 5 * MS, TW_PERIODIC_CATCH_UP,
+                                                periodic_stop_third, NULL, &P_SELF), 0);
+    for (uint64_t t = 1; t <= 100; t++)
+        assert_true(tw_wheel_advance(w, t * MS) >= 0);
+    assert_int_equal(LOG.n, 3);
+    assert_int_equal(LOG.deadlines[0], 5 * MS);
+    assert_int_equal(LOG.deadlines[1], 10 * MS);
+    assert_int_equal(LOG.deadlines[2], 30 * MS);     /* moved, then the period from there */
+    assert_int_equal(tw_wheel_cancel(w, P_SELF), TW_ENOENT);
+    assert_int_equal(tw_wheel_count(w), 0);
+    tw_wheel_free(w);
+}
+
+static void test_periodic_bad_input(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t = 1, plain;
+    uint64_t p;
+    assert_int_equal(tw_wheel_schedule_periodic(w, MS, 0, 0, record, NULL, &t), TW_EINVAL);
+    assert_int_equal(t, 0);
+    assert_int_equal(tw_wheel_schedule_periodic(w, MS, TW_NEVER, 0, record, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_wheel_schedule_periodic(w, MS, MS, 2, record, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_wheel_schedule_periodic(w, MS, MS, 0, NULL, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_wheel_schedule_periodic(NULL, MS, MS, 0, record, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_wheel_schedule_periodic(w, MS, MS, 0, record, NULL, NULL), TW_EINVAL);
+    plain = arm(w, MS, 1);
+    assert_int_equal(tw_wheel_period(w, plain, &p), TW_ENOENT);
+    assert_int_equal(tw_wheel_period(w, plain, NULL), TW_EINVAL);
+    /* A period that would pass the end of time parks the timer. */
+    assert_int_equal(tw_wheel_schedule_periodic(w, TW_NEVER - 10, (TW_NEVER >> 1) - 1, 0, record,
+                                                (void *)2, &t), 0);
+    assert_int_equal(tw_wheel_advance(w, TW_NEVER - 1), 2);
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    assert_int_equal(tw_wheel_count(w), 1);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
+static int visit_sum(tw_timer timer, uint64_t deadline_ns, void *userdata, void *ctx)
+{
+    uint64_t *sum = ctx;
+    (void)timer;
+    (void)deadline_ns;
+    sum[0] += (uintptr_t)userdata;
+    sum[1]++;
+    return sum[1] == sum[2] ? 7 : 0;
+}
+
+static int visit_cancel(tw_timer timer, uint64_t deadline_ns, void *userdata, void *ctx)
+{
+    (void)deadline_ns;
+    (void)userdata;
+    assert_int_equal(tw_wheel_cancel(ctx, timer), 0);
+    return 0;
+}
+
+/* count, foreach (also cancelling as it walks) and cancel_all. */
+static void test_count_walk_cancel_all(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    size_t n = 99;
+    assert_int_equal(tw_wheel_count(w), 0);
+    for (uintptr_t i = 1; i <= 100; i++)
+        arm(w, i % 3 ? i * MS : TW_NEVER, i);
+    assert_int_equal(tw_wheel_count(w), 100);
+    uint64_t sum[3] = {0, 0, 0};
+    assert_int_equal(tw_wheel_foreach(w, visit_sum, sum), 0);
+    assert_int_equal(sum[0], 5050);
+    assert_int_equal(sum[1], 100);
+    uint64_t stop[3] = {0, 0, 10};
+    assert_int_equal(tw_wheel_foreach(w, visit_sum, stop), 7);
+    assert_int_equal(stop[1], 10);
+    assert_int_equal(tw_wheel_advance(w, 10 * MS), 7);
+    assert_int_equal(tw_wheel_count(w), 93);
+    assert_int_equal(tw_wheel_cancel_all(w, &n), 0);
+    assert_int_equal(n, 93);
+    assert_int_equal(tw_wheel_count(w), 0);
+    uint64_t next;
+    assert_int_equal(tw_wheel_next_deadline(w, &next), TW_ENOENT);
+    for (uintptr_t i = 1; i <= 50; i++)
+        arm(w, SEC + i, i);
+    assert_int_equal(tw_wheel_foreach(w, visit_cancel, w), 0);
+    assert_int_equal(tw_wheel_count(w), 0);
+    assert_int_equal(tw_wheel_foreach(w, NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_wheel_cancel_all(NULL, NULL), TW_EINVAL);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1037,6 +1221,11 @@ int main(void)
         cmocka_unit_test(test_rearm_at_now_returns),
         cmocka_unit_test(test_next_deadline_empty_after_cascade_stop),
         cmocka_unit_test(test_handles_of_another_wheel),
+        cmocka_unit_test(test_periodic_million_no_drift),
+        cmocka_unit_test(test_periodic_missed_periods),
+        cmocka_unit_test(test_periodic_cancel_and_move_from_callback),
+        cmocka_unit_test(test_periodic_bad_input),
+        cmocka_unit_test(test_count_walk_cancel_all),
     };
     return cmocka_run_group_tests_name("wheel", tests, NULL, NULL);
 }

@@ -118,6 +118,8 @@ public:
             return foreign_handle();
         if (op < 67)
             return src_.draw(20) || check_verify();
+        if (op < 68)
+            return census();
         return advance();
     }
 
@@ -155,6 +157,8 @@ private:
         uint64_t deadline;      /* where it is filed (the instant slack chose) */
         uint64_t seq;
         uint64_t slack;
+        uint64_t period;        /* 0: not periodic */
+        bool skip;              /* TW_PERIODIC_SKIP */
         bool next;              /* in the open advance's second pass */
         bool running;
         size_t at;              /* its place in live_ */
@@ -229,12 +233,15 @@ private:
     }
 
     /* The model's side of arming timer h at d. */
-    void file(tw_timer h, uint64_t d, uint64_t slack, bool running)
+    void file(tw_timer h, uint64_t d, uint64_t slack, bool running, uint64_t period = 0,
+              bool skip = false)
     {
         Timer t;
         t.deadline = d;
         t.seq = seq_++;
         t.slack = slack;
+        t.period = period;
+        t.skip = skip;
         t.running = false;
         t.next = d != TW_NEVER && phase_ == kPassOne && d <= pass_time_;
         t.at = live_.size();
@@ -276,6 +283,8 @@ private:
         uint64_t kind = src_.draw(6);
         int r;
         uint64_t slack = 0;
+        if (kind == 2)
+            return arm_periodic();
         if (kind == 0) {
             slack = src_.draw(4) == 0 ? src_.draw(0) : src_.draw(tick_ * 8);
             r = (calls_++, tw_wheel_schedule_slack(wheel_, d, slack, on_fire, this, &h));
@@ -308,6 +317,86 @@ private:
             return mismatch("a live handle was handed out again");
         file(h, got, slack, false);
         (void)in_callback;
+        return true;
+    }
+
+    /* The next deadline of a periodic timer that fired at `fired`, as
+     * tw_wheel_schedule_periodic(3) states it. */
+    uint64_t next_period(const Timer &t, uint64_t fired) const
+    {
+        uint64_t k = 1;
+        if (t.skip && now_ >= fired)
+            k = (now_ - fired) / t.period + 1;
+        __extension__ unsigned __int128 n = (unsigned __int128)fired + (unsigned __int128)k * t.period;
+        return n >= TW_NEVER ? TW_NEVER : uint64_t(n);
+    }
+
+    bool arm_periodic()
+    {
+        uint64_t first = pick_deadline();
+        uint64_t period;
+        switch (src_.draw(6)) {
+        case 0: period = 1 + src_.draw(tick_ * 3); break;
+        case 1: period = 1 + src_.draw(UINT64_C(1) << unsigned(src_.draw(62))); break;
+        case 2: period = src_.draw(9) == 0 ? 0 : TW_NEVER >> 1; break;      /* refused */
+        default: period = 1 + src_.draw(tick_ * 200); break;
+        }
+        bool skip = src_.draw(2);
+        tw_timer h = 0;
+        int r = (calls_++, tw_wheel_schedule_periodic(wheel_, first, period,
+                                                      skip ? TW_PERIODIC_SKIP : TW_PERIODIC_CATCH_UP,
+                                                      on_fire, this, &h));
+        if (period == 0 || period >= TW_NEVER >> 1)
+            return (r == TW_EINVAL && h == 0) || mismatch("a bad period was accepted");
+        if (r != 0 || h == 0)
+            return mismatch("schedule_periodic refused");
+        uint64_t got = 0;
+        if ((calls_++, tw_wheel_period(wheel_, h, &got)) != 0 || got != period)
+            return mismatch("tw_wheel_period");
+        if (timers_.count(h))
+            return mismatch("a live handle was handed out again");
+        file(h, first, 0, false, period, skip);
+        return true;
+    }
+
+    /* tw_wheel_count and a walk agree with the model; now and then a
+     * cancel of everything. */
+    bool census()
+    {
+        size_t armed = 0;
+        for (const auto &kv : timers_)
+            armed += !kv.second.running;
+        if ((calls_++, tw_wheel_count(wheel_)) != armed)
+            return mismatch("tw_wheel_count");
+        struct Walk {
+            Harness *h;
+            size_t seen;
+            bool bad;
+        } walk = {this, 0, false};
+        auto visit = [](tw_timer t, uint64_t d, void *ud, void *ctx) -> int {
+            Walk *w = static_cast<Walk *>(ctx);
+            auto it = w->h->timers_.find(t);
+            if (ud != w->h || it == w->h->timers_.end() || it->second.running ||
+                it->second.deadline != d)
+                w->bad = true;
+            w->seen++;
+            return 0;
+        };
+        if ((calls_++, tw_wheel_foreach(wheel_, visit, &walk)) != 0 || walk.bad || walk.seen != armed)
+            return mismatch("tw_wheel_foreach");
+        if (src_.draw(8))
+            return true;
+        size_t n = 0;
+        if ((calls_++, tw_wheel_cancel_all(wheel_, &n)) != 0 || n != armed)
+            return mismatch("tw_wheel_cancel_all");
+        std::vector<tw_timer> gone;
+        for (const auto &kv : timers_)
+            if (!kv.second.running)
+                gone.push_back(kv.first);
+        for (tw_timer h : gone) {
+            unfile(h);
+            remember_dead(h);
+        }
         return true;
     }
 
@@ -393,6 +482,8 @@ private:
         if (r != 0)
             return mismatch("reschedule refused");
         uint64_t slack = it->second.slack;
+        uint64_t period = it->second.period;
+        bool skip = it->second.skip;
         uint64_t got = d;
         if (slack && d != TW_NEVER) {
             if ((calls_++, tw_wheel_deadline(wheel_, h, &got)) != 0)
@@ -401,7 +492,7 @@ private:
                 return mismatch("rescheduled slack instant outside its window");
         }
         unfile(h);
-        file(h, got, slack, false);
+        file(h, got, slack, false, period, skip);
         return true;
     }
 
@@ -592,6 +683,14 @@ private:
         Timer &t = timers_[timer];
         (t.next ? next_ : normal_).erase(want);
         t.running = true;
+        uint64_t period = t.period;
+        bool skip = t.skip;
+        if (period) {
+            /* Re-armed before its callback, as a fresh arming. */
+            uint64_t next = next_period(t, deadline_ns);
+            unfile(timer);
+            file(timer, next, 0, false, period, skip);
+        }
         call_fired_++;
         fires_++;
         if (free_in_callback_) {
@@ -608,7 +707,13 @@ private:
         tw_timer self = timer;
         uint64_t d = 0;
         (void)deadline_ns;
-        if ((calls_++, tw_wheel_deadline(wheel_, timer, &d)) != TW_ENOENT || (calls_++, tw_wheel_cancel(wheel_, timer)) != TW_ENOENT) {
+        if (period) {
+            if ((calls_++, tw_wheel_deadline(wheel_, timer, &d)) != 0 || d != timers_[timer].deadline) {
+                mismatch("a periodic timer's next deadline, from its callback");
+                return;
+            }
+        } else if ((calls_++, tw_wheel_deadline(wheel_, timer, &d)) != TW_ENOENT ||
+                   (calls_++, tw_wheel_cancel(wheel_, timer)) != TW_ENOENT) {
             mismatch("the running timer answered as armed");
             return;
         }
@@ -622,7 +727,7 @@ private:
             case 4: query_next(); break;
             case 5: query_one(); break;
             default:
-                if (!rearmed && timers_.count(self) && timers_[self].running) {
+                if (!rearmed && timers_.count(self) && (timers_[self].running || period)) {
                     reschedule_one(&self);
                     rearmed = true;
                 }

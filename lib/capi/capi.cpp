@@ -127,6 +127,49 @@ int tw_wheel_schedule_slack(tw_wheel *wheel, uint64_t deadline_ns, uint64_t slac
     return wheel->core.schedule_slack(deadline_ns, slack_ns, cb, userdata, ret);
 }
 
+int tw_wheel_schedule_periodic(tw_wheel *wheel, uint64_t first_ns, uint64_t period_ns,
+                               unsigned flags, tw_timer_cb *cb, void *userdata,
+                               tw_timer *ret) noexcept
+{
+    if (ret)
+        *ret = 0;
+    if (!wheel || !cb || !ret || (flags & ~TW_PERIODIC_SKIP) || wheel->core.free_requested())
+        return TW_EINVAL;
+    return wheel->core.schedule_periodic(first_ns, period_ns, flags & TW_PERIODIC_SKIP, cb,
+                                         userdata, ret);
+}
+
+int tw_wheel_period(const tw_wheel *wheel, tw_timer timer, uint64_t *ret) noexcept
+{
+    if (!wheel || !ret)
+        return TW_EINVAL;
+    return wheel->core.period(timer, ret);
+}
+
+size_t tw_wheel_count(const tw_wheel *wheel) noexcept
+{
+    return wheel ? size_t(wheel->core.count(nullptr)) : 0;
+}
+
+int tw_wheel_foreach(tw_wheel *wheel, tw_timer_visit_fn *fn, void *ctx) noexcept
+{
+    if (!wheel || !fn)
+        return TW_EINVAL;
+    return wheel->core.foreach(nullptr, fn, ctx);
+}
+
+int tw_wheel_cancel_all(tw_wheel *wheel, size_t *ret) noexcept
+{
+    if (ret)
+        *ret = 0;
+    if (!wheel)
+        return TW_EINVAL;
+    uint64_t n = wheel->core.cancel_all(nullptr);
+    if (ret)
+        *ret = size_t(n);
+    return 0;
+}
+
 int tw_wheel_schedule_batch(tw_wheel *wheel, size_t n, const uint64_t *deadlines_ns,
                             tw_timer_cb *cb, void *const *userdata, tw_timer *ret) noexcept
 {

@@ -50,6 +50,7 @@ Wheel::~Wheel()
     std::free(scratch_);
     std::free(cbs_);
     std::free(cb_free_);
+    std::free(periods_);
     std::free(cb_hash_);
 }
 
@@ -445,6 +446,112 @@ size_t Wheel::cancel_batch(size_t n, const tw_timer *timers)
     return done;
 }
 
+int Wheel::schedule_periodic(uint64_t first, uint64_t period, bool skip, tw_timer_cb *cb,
+                             void *userdata, tw_timer *ret)
+{
+    if (!period || period >= TW_NEVER >> 1)
+        return TW_EINVAL;
+    if (blocks_.free_count() <= kBlockReserve && !blocks_.reserve(kBlockReserve + 1))
+        return TW_ENOMEM;
+    /* Room for the period of any entry the pool may hand out now. */
+    if (!pool_.reserve(1))
+        return TW_ENOMEM;
+    uint32_t need = pool_.fresh() + 1;
+    if (need > periods_cap_) {
+        uint32_t cap = periods_cap_ ? periods_cap_ : 64;
+        while (cap < need)
+            cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+        auto *p = static_cast<uint64_t *>(std::realloc(periods_, size_t(cap) * sizeof(uint64_t)));
+        if (!p)
+            return TW_ENOMEM;
+        std::memset(p + periods_cap_, 0, size_t(cap - periods_cap_) * sizeof(uint64_t));
+        periods_ = p;
+        periods_cap_ = cap;
+    }
+    int cbi = use_callback(cb);
+    if (cbi < 0)
+        return cbi;
+    uint32_t i = arm(first, uint16_t(cbi), userdata);
+    if (!i) {
+        unuse_callback(uint16_t(cbi));
+        return TW_ENOMEM;
+    }
+    periods_[i] = period | (skip ? uint64_t(1) << 63 : 0);
+    *ret = handle(i, pool_.at(i));
+    return 0;
+}
+
+/* The deadline after `fired` for periodic entry i: fired + period, or with
+ * the skip policy the first of fired + k * period after the wheel's time.
+ * TW_NEVER (parked) once that passes the end of time. */
+uint64_t Wheel::next_period(uint32_t i, uint64_t fired) const
+{
+    uint64_t p = periods_[i] & ~(uint64_t(1) << 63);
+    uint64_t k = 1;
+    if ((periods_[i] >> 63) && now_ns_ >= fired)
+        k = (now_ns_ - fired) / p + 1;
+    u128 next = u128(fired) + u128(k) * p;
+    return next >= TW_NEVER ? TW_NEVER : uint64_t(next);
+}
+
+int Wheel::period(tw_timer timer, uint64_t *ret) const
+{
+    uint32_t i = lookup(timer);
+    if (!i || !periodic(i))
+        return TW_ENOENT;
+    *ret = periods_[i] & ~(uint64_t(1) << 63);
+    return 0;
+}
+
+uint64_t Wheel::cancel_all(tw_timer_cb *keep)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 1; i < pool_.fresh(); i++) {
+        Entry &e = pool_.at(i);
+        if ((e.state != kStateArmed && e.state != kStateFiring) || cbs_[e.cb].fn == keep)
+            continue;
+        remove(i);
+        release(i);
+        n++;
+    }
+    cancelled_ += n;
+    return n;
+}
+
+int Wheel::foreach(tw_timer_cb *keep, tw_timer_visit_fn *fn, void *ctx)
+{
+    for (uint32_t i = 1; i < pool_.fresh(); i++) {
+        const Entry &e = pool_.at(i);
+        if ((e.state != kStateArmed && e.state != kStateFiring) || cbs_[e.cb].fn == keep)
+            continue;
+        if (int r = fn(handle(i, e), e.deadline, e.userdata, ctx))
+            return r;
+    }
+    return 0;
+}
+
+/* The pool's live entries, less the one whose callback runs (it is not
+ * armed) and those of `keep`, which the callback table counts. */
+uint64_t Wheel::count(tw_timer_cb *keep) const
+{
+    uint64_t n = pool_.in_use();
+    if (running_ && pool_.at(running_).state == kStateRunning)
+        n--;
+    if (keep && cb_hash_) {
+        for (uint32_t h = cb_hash(keep); cb_hash_[h]; h = (h + 1) & cb_hash_mask_) {
+            const Callback &c = cbs_[cb_hash_[h] - 1];
+            if (c.fn == keep) {
+                n -= c.refs;
+                if (running_ && pool_.at(running_).state == kStateRunning &&
+                    cbs_[pool_.at(running_).cb].fn == keep)
+                    n++;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
 int Wheel::cancel(tw_timer timer)
 {
     uint32_t i = lookup(timer);
@@ -822,12 +929,22 @@ bool Wheel::run_list(uint32_t list, Run *run)
             if (k + 8 < round_n_ && round_[k + 8].idx != kNil)
                 __builtin_prefetch(&pool_.at(round_[k + 8].idx));
             Entry &e = pool_.at(i);
-            e.state = kStateRunning;
-            uint64_t late = now_ns_ - e.deadline;
+            uint64_t deadline = e.deadline;
+            uint64_t late = now_ns_ - deadline;
             late_log2_[late ? 64 - __builtin_clzll(late) : 0]++;
             if (late > late_max_)
                 late_max_ = late;
-            cbs_[e.cb].fn(handle(i, e), e.deadline, e.userdata);
+            if (periodic(i)) {
+                /* Armed again first, as any timer armed now: its callback
+                 * may cancel, move or query it like any armed timer. */
+                e.deadline = next_period(i, deadline);
+                append(arm_list(e.deadline), i);
+            } else {
+                e.state = kStateRunning;
+            }
+            running_ = i;
+            cbs_[e.cb].fn(handle(i, e), deadline, e.userdata);
+            running_ = 0;
             /* The callback may have grown the pool: e may have moved. */
             if (pool_.at(i).state == kStateRunning)
                 release(i);

@@ -134,7 +134,24 @@ public:
     uint64_t slack_instant(uint64_t deadline, uint32_t slack) const;
     int schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
                        void *const *userdata, tw_timer *ret);
+    /* A timer due at first, then every period after it; skip: after missed
+     * periods, fire once and go on from the first period after now, else
+     * fire once per period.  Re-armed before its callback runs. */
+    int schedule_periodic(uint64_t first, uint64_t period, bool skip, tw_timer_cb *cb,
+                          void *userdata, tw_timer *ret);
+    /* The period of a periodic timer. */
+    int period(tw_timer timer, uint64_t *ret) const;
     int cancel(tw_timer timer);
+    /* Cancels every armed timer but those whose callback is `keep`;
+     * returns how many. */
+    uint64_t cancel_all(tw_timer_cb *keep);
+    /* Calls fn for every armed timer but those whose callback is `keep`, in
+     * no particular order, until it returns non-zero (its value is
+     * returned).  fn may cancel, reschedule and schedule timers; those
+     * armed meanwhile may or may not be visited. */
+    int foreach(tw_timer_cb *keep, tw_timer_visit_fn *fn, void *ctx);
+    /* Armed timers, parked ones included, but those whose callback is keep. */
+    uint64_t count(tw_timer_cb *keep) const;
     /* Cancels every armed timer of timers, skipping stale handles. */
     size_t cancel_batch(size_t n, const tw_timer *timers);
     int reschedule(tw_timer timer, uint64_t deadline);
@@ -229,8 +246,12 @@ private:
     void release(uint32_t i)
     {
         unuse_callback(pool_.at(i).cb);
+        if (periods_ && i < periods_cap_)
+            periods_[i] = 0;
         pool_.release(i);
     }
+    bool periodic(uint32_t i) const { return periods_ && i < periods_cap_ && periods_[i]; }
+    uint64_t next_period(uint32_t i, uint64_t fired) const;
     int intern_callback(tw_timer_cb *cb);
     void drop_callback(uint16_t k);
     uint32_t cb_hash(tw_timer_cb *cb) const
@@ -279,6 +300,10 @@ private:
     uint32_t round_cap_ = 0, round_n_ = 0, round_at_ = 0;
     Due *scratch_ = nullptr;                /* sort_due's */
     uint32_t scratch_cap_ = 0;
+    /* Periodic timers' periods by entry index, bit 63 set for the skip
+     * policy; 0 for any other timer.  Made by the first periodic timer. */
+    uint64_t *periods_ = nullptr;
+    uint32_t periods_cap_ = 0;
     uint64_t late_log2_[65] = {};           /* lateness: bucket b < 2^b ns */
     uint64_t late_max_ = 0;
 
@@ -292,6 +317,7 @@ private:
     uint16_t last_cb_index_ = 0xffff;
 
     mutable const char *verify_failure_ = nullptr;
+    uint32_t running_ = 0;                  /* the entry whose callback runs */
     bool advancing_ = false;
     bool free_requested_ = false;
 
