@@ -4,10 +4,10 @@
  * The core is built without exceptions and reports allocation failure by
  * return value, so nothing can unwind through here.
  */
-#include <climits>
 #include <cstring>
 #include <new>
 
+#include "common/arith.hpp"
 #include "tickwheel.h"
 #include "wheel/wheel.hpp"
 
@@ -112,9 +112,7 @@ int tw_wheel_schedule_relative(tw_wheel *wheel, uint64_t delay_ns, tw_timer_cb *
 {
     if (!wheel)
         return tw_wheel_schedule(wheel, 0, cb, userdata, ret);
-    uint64_t now = wheel->core.now();
-    uint64_t deadline = delay_ns > TW_NEVER - now ? TW_NEVER : now + delay_ns;
-    return tw_wheel_schedule(wheel, deadline, cb, userdata, ret);
+    return tw_wheel_schedule(wheel, tw::sat_add(wheel->core.now(), delay_ns), cb, userdata, ret);
 }
 
 int tw_wheel_schedule_slack(tw_wheel *wheel, uint64_t deadline_ns, uint64_t slack_ns,
@@ -227,7 +225,7 @@ int tw_wheel_advance_max(tw_wheel *wheel, uint64_t now_ns, uint32_t max_callback
     uint64_t fired = wheel->core.advance(now_ns, max_callbacks);
     if (wheel->core.free_requested())
         delete wheel;
-    return fired > INT_MAX ? INT_MAX : int(fired);
+    return tw::clamp_int(fired);
 }
 
 int tw_wheel_advance(tw_wheel *wheel, uint64_t now_ns) noexcept

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/arith.hpp"
 #include "common/copy-out.hpp"
 #include "conn/conn.hpp"
 #include "loop/loop.hpp"
@@ -147,9 +148,7 @@ int tw_conn_arm_in(tw_conn *conn, unsigned kind, uint64_t delay_ns) noexcept
     Conn *c = live(conn);
     if (!c || kind >= TW_CONN_KINDS)
         return TW_EINVAL;
-    uint64_t now = c->set->loop()->fresh_now();
-    uint64_t at = delay_ns > TW_NEVER - now ? TW_NEVER : now + delay_ns;
-    return c->arm(kind, at);
+    return c->arm(kind, tw::sat_add(c->set->loop()->fresh_now(), delay_ns));
 }
 
 int tw_conn_disarm(tw_conn *conn, unsigned kind) noexcept
@@ -197,7 +196,7 @@ int tw_conn_set_slack(tw_conn *conn, unsigned kind, uint64_t slack_ns) noexcept
     Conn *c = live(conn);
     if (!c || kind >= TW_CONN_KINDS)
         return TW_EINVAL;
-    uint32_t s = slack_ns > UINT32_MAX ? UINT32_MAX : uint32_t(slack_ns);
+    uint32_t s = tw::clamp_u32(slack_ns);
     c->slack[kind] = s;
     c->slack_kinds = uint8_t(s ? c->slack_kinds | (1u << kind) : c->slack_kinds & ~(1u << kind));
     /* Less slack may leave the timer filed past a window's end. */
@@ -213,9 +212,7 @@ int tw_conn_touch(tw_conn *conn) noexcept
         return TW_EINVAL;
     if (!c->idle_timeout)
         return 0;
-    uint64_t now = c->set->loop()->fresh_now();
-    uint64_t at = c->idle_timeout > TW_NEVER - now ? TW_NEVER : now + c->idle_timeout;
-    return c->arm(TW_CONN_IDLE, at);
+    return c->arm(TW_CONN_IDLE, tw::sat_add(c->set->loop()->fresh_now(), c->idle_timeout));
 }
 
 int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *layer, unsigned *ret) noexcept
@@ -267,7 +264,7 @@ int tw_conn_layer_stats(const tw_conn *conn, unsigned layer, const char **name,
     if (!y.ops->stats)
         return 0;
     size_t n = y.ops->stats(y.obj, out, cap);
-    return n > 0x7fffffff ? 0x7fffffff : int(n);
+    return tw::clamp_int(n);
 }
 
 int tw_conn_layer_dirty(tw_conn *conn, unsigned layer) noexcept

@@ -3,21 +3,16 @@
  * other threads may call (the post family and tw_loop_stop) touch only the
  * inbox and atomics.
  */
-#include <climits>
 #include <cstring>
 #include <new>
 
 #include <event2/event.h>
 
+#include "common/arith.hpp"
 #include "loop/loop.hpp"
 #include "tickwheel.h"
 
 namespace {
-
-int count(uint64_t fired)
-{
-    return fired > INT_MAX ? INT_MAX : int(fired);
-}
 
 int post(tw_loop *loop, const tw::Command &command)
 {
@@ -111,7 +106,7 @@ int tw_loop_process(tw_loop *loop) noexcept
     uint64_t fired = loop->core.process();
     if (loop->core.free_requested() && !loop->core.running())
         delete loop;
-    return count(fired);
+    return tw::clamp_int(fired);
 }
 
 int tw_loop_fd(const tw_loop *loop) noexcept
@@ -149,9 +144,8 @@ int tw_loop_schedule_relative(tw_loop *loop, uint64_t delay_ns, tw_timer_cb *cb,
 {
     if (!loop)
         return tw_loop_schedule(loop, 0, cb, userdata, ret);
-    uint64_t now = loop->core.fresh_now();
-    uint64_t deadline = delay_ns > TW_NEVER - now ? TW_NEVER : now + delay_ns;
-    return tw_loop_schedule(loop, deadline, cb, userdata, ret);
+    return tw_loop_schedule(loop, tw::sat_add(loop->core.fresh_now(), delay_ns), cb, userdata,
+                            ret);
 }
 
 int tw_loop_schedule_batch(tw_loop *loop, size_t n, const uint64_t *deadlines_ns, tw_timer_cb *cb,

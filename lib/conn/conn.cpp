@@ -10,11 +10,6 @@ namespace {
 
 constexpr size_t kChunk = 256;          /* connections per chunk */
 
-inline uint64_t min64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
 } // namespace
 
 /* ---- one connection ---------------------------------------------------- */
@@ -54,10 +49,7 @@ uint64_t Conn::target()
     uint64_t end = latest();
     if (end <= u || u == 0)
         return u;
-    /* The instant of [u, end] with the most trailing zero bits: the bits
-     * above the highest one where u - 1 and end differ, then zeros. */
-    unsigned k = 63u - unsigned(__builtin_clzll((u - 1) ^ end));
-    return end & ~((uint64_t(1) << k) - 1);
+    return roundest_in(u, end);
 }
 
 int Conn::file_at(uint64_t at)
@@ -446,7 +438,7 @@ int ConnSet::poll(tw_conn_event *events, size_t cap)
         std::memset(c->pending, 0, sizeof(c->pending));
         c->queued = false;
     }
-    return out > 0x7fffffff ? 0x7fffffff : int(out);
+    return clamp_int(out);
 }
 
 void ConnSet::stats(tw_conn_stats *ret) const

@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/arith.hpp"
 #include "loop/loop.hpp"
 #include "tickwheel.h"
 
@@ -111,16 +112,6 @@ struct ConnRef {
     Conn *conn;
     uint32_t gen;
 };
-
-/* The end of a kind's window, deadline + slack.  A sum past the end of
- * time saturates at TW_NEVER - 1, not at TW_NEVER, which would mean never
- * and leave a kind that must fire unfiled. */
-inline uint64_t window_end(uint64_t deadline, uint32_t slack)
-{
-    if (deadline == TW_NEVER)
-        return TW_NEVER;
-    return deadline > TW_NEVER - 1 - slack ? TW_NEVER - 1 : deadline + slack;
-}
 
 class ConnSet final : public Extension {
 public:

@@ -4,6 +4,7 @@
  * differs from the pseudocode, the comment says why.
  */
 #include "layers/recovery.hpp"
+#include "common/arith.hpp"
 #include "common/copy-out.hpp"
 
 namespace tw {
@@ -15,11 +16,6 @@ __extension__ typedef unsigned __int128 u128;
 constexpr uint64_t kMs = 1000000;
 constexpr uint64_t kRtoMaxFloor = 60000 * kMs; /* RFC 6298 (2.5): a maximum is >= 60 s */
 constexpr uint32_t kMaxShift = 63;
-
-uint64_t sat_add(uint64_t a, uint64_t b)
-{
-    return a > TW_NEVER - b ? TW_NEVER : a + b;
-}
 
 uint64_t sat_shift(uint64_t a, uint32_t shift)
 {
@@ -33,16 +29,6 @@ uint64_t sat_shift(uint64_t a, uint32_t shift)
 uint64_t sat(u128 v)
 {
     return v > TW_NEVER ? TW_NEVER : uint64_t(v);
-}
-
-uint64_t max64(uint64_t a, uint64_t b)
-{
-    return a > b ? a : b;
-}
-
-uint64_t min64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
 }
 
 uint64_t abs_diff(uint64_t a, uint64_t b)

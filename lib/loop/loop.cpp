@@ -1,4 +1,5 @@
 #include "loop/loop.hpp"
+#include "common/clock.hpp"
 #include "common/copy-out.hpp"
 
 #include <cerrno>
@@ -33,13 +34,6 @@ bool descriptors_left(int n)
     for (int i = 0; i < k; i++)
         close(fds[i]);
     return k == n;
-}
-
-uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
 }
 
 /* A growth of BOOTTIME - MONOTONIC below this is read-out jitter. */
@@ -449,8 +443,8 @@ void Loop::rearm()
             uint64_t d = next - suspended_;
             at = (d < kArmMaxNs ? d : kArmMaxNs) + boot_gap_;
         }
-        its.it_value.tv_sec = time_t(at / 1000000000u);
-        its.it_value.tv_nsec = long(at % 1000000000u);
+        its.it_value.tv_sec = time_t(at / kNsPerSec);
+        its.it_value.tv_nsec = long(at % kNsPerSec);
     }
     timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
 }

@@ -1,8 +1,8 @@
 #include "loop/worker.hpp"
+#include "common/clock.hpp"
 
 #include <climits>
 #include <csignal>
-#include <ctime>
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -46,13 +46,6 @@ inline void cpu_relax()
 #endif
 }
 
-uint64_t mono_ns()
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
-}
-
 /* Spins until done() or spin_ns passed; true when done. */
 template <typename Done>
 bool spin(Done done, uint64_t spin_ns)
@@ -63,7 +56,7 @@ bool spin(Done done, uint64_t spin_ns)
             return true;
         cpu_relax();
         if (i % 64 == 0) {
-            uint64_t now = mono_ns();
+            uint64_t now = clock_ns(CLOCK_MONOTONIC);
             if (!until)
                 until = now + spin_ns;
             else if (now >= until)
