@@ -284,6 +284,10 @@ TW__PUBLIC void tw_loop_free(tw_loop *loop) TW__NOEXCEPT;
 /* Dispatches the loop's own base until tw_loop_stop; TW_EINVAL for a loop
  * embedded in a caller's base. */
 TW__PUBLIC int tw_loop_run(tw_loop *loop) TW__NOEXCEPT;
+/* As tw_loop_run, but returns as well once nothing is armed to fire (parked
+ * timers aside: connections count by their armed kinds) and no posted
+ * command waits. */
+TW__PUBLIC int tw_loop_run_until_idle(tw_loop *loop) TW__NOEXCEPT;
 /* Makes tw_loop_run return after the current turn.  Any thread. */
 TW__PUBLIC int tw_loop_stop(tw_loop *loop) TW__NOEXCEPT;
 /* One turn by hand, for a loop driven from another event loop: reads the
@@ -318,6 +322,20 @@ TW__PUBLIC int tw_loop_schedule_slack(tw_loop *loop, uint64_t deadline_ns, uint6
                                       tw_timer_cb *cb, void *userdata,
                                       tw_timer *ret) TW__NOEXCEPT;
 TW__PUBLIC int tw_loop_cancel(tw_loop *loop, tw_timer timer) TW__NOEXCEPT;
+/* As tw_wheel_schedule_periodic, tw_wheel_deadline and tw_wheel_period. */
+TW__PUBLIC int tw_loop_schedule_periodic(tw_loop *loop, uint64_t first_ns, uint64_t period_ns,
+                                         unsigned flags, tw_timer_cb *cb, void *userdata,
+                                         tw_timer *ret) TW__NOEXCEPT;
+TW__PUBLIC int tw_loop_deadline(const tw_loop *loop, tw_timer timer,
+                                uint64_t *ret) TW__NOEXCEPT;
+TW__PUBLIC int tw_loop_period(const tw_loop *loop, tw_timer timer,
+                              uint64_t *ret) TW__NOEXCEPT;
+/* As tw_wheel_count, tw_wheel_foreach and tw_wheel_cancel_all, over the
+ * loop's timers (its connections' are not among them). */
+TW__PUBLIC size_t tw_loop_count(const tw_loop *loop) TW__NOEXCEPT;
+TW__PUBLIC int tw_loop_foreach_timer(tw_loop *loop, tw_timer_visit_fn *fn,
+                                     void *ctx) TW__NOEXCEPT;
+TW__PUBLIC int tw_loop_cancel_all(tw_loop *loop, size_t *ret) TW__NOEXCEPT;
 TW__PUBLIC int tw_loop_reschedule(tw_loop *loop, tw_timer timer,
                                   uint64_t deadline_ns) TW__NOEXCEPT;
 
@@ -585,6 +603,11 @@ TW__PUBLIC int tw_conn_new(tw_loop *loop, uint32_t conn_id, tw_conn_cb *cb,
  * connection after this, also when freed from inside its own callback.
  * Its layers are the caller's and stay untouched.  NULL is a no-op. */
 TW__PUBLIC void tw_conn_free(tw_conn *conn) TW__NOEXCEPT;
+/* Calls fn for every connection of the loop, in no particular order, until
+ * it returns non-zero (its value is returned); fn may free connections. */
+typedef int tw_conn_visit_fn(tw_conn *conn, void *userdata, void *ctx);
+TW__PUBLIC int tw_loop_foreach_conn(tw_loop *loop, tw_conn_visit_fn *fn,
+                                    void *ctx) TW__NOEXCEPT;
 TW__PUBLIC uint32_t tw_conn_id(const tw_conn *conn) TW__NOEXCEPT;
 /* Arms kind at deadline_ns (absolute), or at tw_loop_now + delay_ns. */
 TW__PUBLIC int tw_conn_arm(tw_conn *conn, unsigned kind, uint64_t deadline_ns) TW__NOEXCEPT;

@@ -1927,6 +1927,139 @@ static void test_rearm_at_now_turn_returns(void **state)
     finish();
 }
 
+static void loop_periodic(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    uint64_t d;
+    assert_int_equal(tw_loop_deadline(LOG.loop, timer, &d), 0);
+    assert_int_equal(d, deadline_ns + 3 * MS);
+    if (LOG.n == 4)
+        assert_int_equal(tw_loop_cancel(LOG.loop, timer), 0);
+}
+
+/* A periodic loop timer: every period from the first, told its own
+ * deadline, queried and stopped from its callback. */
+static void test_loop_periodic(void **state)
+{
+    (void)state;
+    tw_loop *loop = start(NULL, NULL);
+    tw_timer t;
+    uint64_t p;
+    assert_int_equal(tw_loop_schedule_periodic(loop, T0 + 2 * MS, 3 * MS, TW_PERIODIC_CATCH_UP,
+                                               loop_periodic, (void *)1, &t), 0);
+    assert_int_equal(tw_loop_period(loop, t, &p), 0);
+    assert_int_equal(p, 3 * MS);
+    assert_int_equal(next_of(loop), T0 + 2 * MS);
+    for (int i = 1; i <= 20; i++) {
+        FAKE = T0 + (uint64_t)i * MS;
+        assert_true(tw_loop_process(loop) >= 0);
+    }
+    assert_int_equal(LOG.n, 4);
+    for (size_t k = 0; k < 4; k++)
+        assert_int_equal(LOG.deadlines[k], T0 + 2 * MS + k * 3 * MS);
+    assert_int_equal(tw_loop_deadline(loop, t, &p), TW_ENOENT);
+    assert_int_equal(tw_loop_schedule_periodic(loop, T0, 0, 0, loop_periodic, NULL, &t), TW_EINVAL);
+    assert_int_equal(tw_loop_schedule_periodic(loop, T0, MS, 4, loop_periodic, NULL, &t), TW_EINVAL);
+    finish();
+}
+
+static void conn_ignore(const tw_conn_event *ev, void *userdata)
+{
+    (void)ev;
+    (void)userdata;
+}
+
+static int visit_timer(tw_timer timer, uint64_t deadline_ns, void *userdata, void *ctx)
+{
+    uint64_t *seen = ctx;
+    (void)timer;
+    assert_true(deadline_ns >= T0);
+    seen[0]++;
+    seen[1] += (uintptr_t)userdata;
+    return 0;
+}
+
+static int visit_free_conn(tw_conn *conn, void *userdata, void *ctx)
+{
+    uint64_t *seen = ctx;
+    seen[0]++;
+    seen[1] += (uintptr_t)userdata;
+    tw_conn_free(conn);
+    return 0;
+}
+
+/* The loop's timers are counted, walked and cancelled without its
+ * connections' own wheel timers; the connections are walked (and freed
+ * by the walk). */
+static void test_loop_count_walk_cancel_all(void **state)
+{
+    (void)state;
+    tw_loop *loop = start(NULL, NULL);
+    tw_conn *c[3];
+    for (uintptr_t i = 0; i < 3; i++) {
+        assert_int_equal(tw_conn_new(loop, (uint32_t)i, conn_ignore, (void *)(i + 1), &c[i]), 0);
+        assert_int_equal(tw_conn_arm(c[i], TW_CONN_IDLE, T0 + SEC), 0);
+    }
+    assert_int_equal(tw_loop_count(loop), 0);
+    for (uintptr_t i = 1; i <= 5; i++)
+        arm(loop, T0 + i * MS, i);
+    assert_int_equal(tw_loop_count(loop), 5);
+    uint64_t seen[2] = {0, 0};
+    assert_int_equal(tw_loop_foreach_timer(loop, visit_timer, seen), 0);
+    assert_int_equal(seen[0], 5);
+    assert_int_equal(seen[1], 15);
+    size_t n = 0;
+    assert_int_equal(tw_loop_cancel_all(loop, &n), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(tw_loop_count(loop), 0);
+    /* The connections' timers are still there. */
+    assert_int_equal(next_of(loop), T0 + SEC);
+    uint64_t conns[2] = {0, 0};
+    assert_int_equal(tw_loop_foreach_conn(loop, visit_free_conn, conns), 0);
+    assert_int_equal(conns[0], 3);
+    assert_int_equal(conns[1], 6);
+    uint64_t next;
+    assert_int_equal(tw_loop_next_deadline(loop, &next), TW_ENOENT);
+    assert_int_equal(tw_loop_foreach_conn(loop, visit_free_conn, conns), 0);
+    assert_int_equal(conns[0], 3);
+    assert_int_equal(tw_loop_foreach_timer(NULL, visit_timer, seen), TW_EINVAL);
+    assert_int_equal(tw_loop_foreach_conn(loop, NULL, NULL), TW_EINVAL);
+    finish();
+}
+
+static unsigned COUNT_DOWN;
+
+static void count_down(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    record(timer, deadline_ns, userdata);
+    if (++COUNT_DOWN == 3)
+        assert_int_equal(tw_loop_cancel(LOG.loop, timer), 0);
+}
+
+/* Run until idle on the loop's own base and the real clock: it returns at
+ * once when nothing is armed, and once the last timer fired and the
+ * periodic one stopped itself; a parked timer does not keep it running. */
+static void test_run_until_idle(void **state)
+{
+    (void)state;
+    tw_loop *loop = NULL;
+    assert_int_equal(tw_loop_new(NULL, NULL, &loop), 0);
+    memset(&LOG, 0, sizeof(LOG));
+    LOG.loop = loop;
+    COUNT_DOWN = 0;
+    assert_int_equal(tw_loop_run_until_idle(loop), 0);
+    tw_timer t;
+    assert_int_equal(tw_loop_schedule_relative(loop, 2 * MS, record, (void *)1, &t), 0);
+    assert_int_equal(tw_loop_schedule(loop, TW_NEVER, record, (void *)2, &t), 0);
+    assert_int_equal(tw_loop_schedule_periodic(loop, tw_loop_now(loop) + MS, MS,
+                                               TW_PERIODIC_CATCH_UP, count_down, (void *)3, &t), 0);
+    assert_int_equal(tw_loop_run_until_idle(loop), 0);
+    assert_int_equal(LOG.n, 4);
+    assert_int_equal(tw_loop_count(loop), 1);       /* the parked one */
+    tw_loop_free(loop);
+    assert_int_equal(tw_loop_run_until_idle(NULL), TW_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1976,6 +2109,9 @@ int main(void)
         cmocka_unit_test_teardown(test_schedule_batch, teardown),
         cmocka_unit_test_teardown(test_budget_stop_keeps_order_through_the_loop, teardown),
         cmocka_unit_test_teardown(test_rearm_at_now_turn_returns, teardown),
+        cmocka_unit_test_teardown(test_loop_periodic, teardown),
+        cmocka_unit_test_teardown(test_loop_count_walk_cancel_all, teardown),
+        cmocka_unit_test(test_run_until_idle),
     };
     return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }

@@ -363,4 +363,38 @@ int tw_conn_id_group(size_t n, const uint32_t *conn_ids, uint32_t nshards, uint3
     return 0;
 }
 
+/* The loop's timers, counted, walked and cancelled, less the connections'
+ * own, whose wheel callback is the connection set's. */
+size_t tw_loop_count(const tw_loop *loop) noexcept
+{
+    return loop ? size_t(loop->core.count(ConnSet::on_timer)) : 0;
+}
+
+int tw_loop_foreach_timer(tw_loop *loop, tw_timer_visit_fn *fn, void *ctx) noexcept
+{
+    if (!loop || !fn)
+        return TW_EINVAL;
+    return loop->core.foreach(ConnSet::on_timer, fn, ctx);
+}
+
+int tw_loop_cancel_all(tw_loop *loop, size_t *ret) noexcept
+{
+    if (ret)
+        *ret = 0;
+    if (!loop)
+        return TW_EINVAL;
+    uint64_t n = loop->core.cancel_all(ConnSet::on_timer);
+    if (ret)
+        *ret = size_t(n);
+    return 0;
+}
+
+int tw_loop_foreach_conn(tw_loop *loop, tw_conn_visit_fn *fn, void *ctx) noexcept
+{
+    if (!loop || !fn)
+        return TW_EINVAL;
+    ConnSet *set = set_of(loop);
+    return set ? set->foreach(fn, ctx) : 0;
+}
+
 } // extern "C"

@@ -217,3 +217,40 @@ int tw_loop_stats_get(const tw_loop *loop, tw_loop_stats *ret) noexcept
 }
 
 } // extern "C"
+
+/* Periodic timers and the queries of one timer. */
+int tw_loop_schedule_periodic(tw_loop *loop, uint64_t first_ns, uint64_t period_ns,
+                              unsigned flags, tw_timer_cb *cb, void *userdata,
+                              tw_timer *ret) noexcept
+{
+    if (ret)
+        *ret = 0;
+    if (!loop || !cb || !ret || (flags & ~TW_PERIODIC_SKIP) || loop->core.free_requested())
+        return TW_EINVAL;
+    return loop->core.schedule_periodic(first_ns, period_ns, flags & TW_PERIODIC_SKIP, cb,
+                                        userdata, ret);
+}
+
+int tw_loop_deadline(const tw_loop *loop, tw_timer timer, uint64_t *ret) noexcept
+{
+    if (!loop || !ret)
+        return TW_EINVAL;
+    return loop->core.deadline(timer, ret);
+}
+
+int tw_loop_period(const tw_loop *loop, tw_timer timer, uint64_t *ret) noexcept
+{
+    if (!loop || !ret)
+        return TW_EINVAL;
+    return loop->core.period(timer, ret);
+}
+
+int tw_loop_run_until_idle(tw_loop *loop) noexcept
+{
+    if (!loop || loop->core.running() || loop->core.in_turn())
+        return TW_EINVAL;
+    int r = loop->core.run(true);
+    if (r == 0 && loop->core.free_requested())
+        delete loop;
+    return r;
+}

@@ -214,6 +214,20 @@ ConnSet::~ConnSet()
     std::free(queue_);
 }
 
+int ConnSet::foreach(tw_conn_visit_fn *fn, void *ctx)
+{
+    for (size_t i = 0; i < nchunks_; i++) {
+        for (size_t j = 0; j < kChunk; j++) {
+            Conn &c = chunks_[i][j];
+            if (!c.live)
+                continue;
+            if (int r = fn(c.handle(), c.userdata, ctx))
+                return r;
+        }
+    }
+    return 0;
+}
+
 bool ConnSet::grow_chunks()
 {
     if (nchunks_ == chunks_cap_) {

@@ -122,6 +122,9 @@ public:
     int create(uint32_t id, tw_conn_cb *cb, void *userdata, Conn **ret);
     void destroy(Conn *c);
     int poll(tw_conn_event *events, size_t cap);
+    /* fn over every live connection until it returns non-zero; fn may free
+     * connections and create them (the new may or may not be visited). */
+    int foreach(tw_conn_visit_fn *fn, void *ctx);
     void stats(tw_conn_stats *ret) const;
     uint64_t after_advance(uint64_t now) override;
 

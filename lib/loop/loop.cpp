@@ -270,6 +270,8 @@ uint64_t Loop::turn(bool catch_up)
         return fired;
     }
     rearm();
+    if (until_idle_ && running_ && idle())
+        event_base_loopbreak(base_);
     uint64_t took = clock_ns(CLOCK_MONOTONIC) - started;
     if (took > longest_turn_)
         longest_turn_ = took;
@@ -449,15 +451,48 @@ void Loop::rearm()
     timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
 }
 
-int Loop::run()
+int Loop::run(bool until_idle)
 {
     if (!own_base_)
         return TW_EINVAL;
     running_ = true;
+    until_idle_ = until_idle;
     rearm();
-    event_base_loop(base_, 0);
-    running_ = false;
+    if (!until_idle || !idle())
+        event_base_loop(base_, 0);
+    running_ = until_idle_ = false;
     return 0;
+}
+
+bool Loop::idle() const
+{
+    uint64_t next;
+    return wheel_.next_deadline(&next) < 0 && inbox_.depth() == 0;
+}
+
+int Loop::schedule_periodic(uint64_t first, uint64_t period, bool skip, tw_timer_cb *cb,
+                            void *userdata, tw_timer *ret)
+{
+    int r = wheel_.schedule_periodic(first, period, skip, cb, userdata, ret);
+    if (r == 0 && !in_turn_ && first < armed_)
+        rearm();
+    return r;
+}
+
+int Loop::foreach(tw_timer_cb *keep, tw_timer_visit_fn *fn, void *ctx)
+{
+    int r = wheel_.foreach(keep, fn, ctx);
+    if (!in_turn_)
+        rearm();
+    return r;
+}
+
+uint64_t Loop::cancel_all(tw_timer_cb *keep)
+{
+    uint64_t n = wheel_.cancel_all(keep);
+    if (!in_turn_)
+        rearm();
+    return n;
 }
 
 void Loop::stop()

@@ -62,7 +62,9 @@ public:
 
     int init(tw_loop *self, struct event_base *base, const tw_loop_config &config);
 
-    int run();
+    /* Dispatches the own base until tw_loop_stop or, with until_idle, until
+     * the loop is idle after a turn (or before the first). */
+    int run(bool until_idle = false);
     void stop();
     uint64_t process();
     /* The loop's time as last read, without reading the clock. */
@@ -87,6 +89,17 @@ public:
                        void *const *userdata, tw_timer *ret);
     int cancel(tw_timer timer);
     int reschedule(tw_timer timer, uint64_t deadline);
+    int schedule_periodic(uint64_t first, uint64_t period, bool skip, tw_timer_cb *cb,
+                          void *userdata, tw_timer *ret);
+    int deadline(tw_timer timer, uint64_t *ret) const { return wheel_.deadline(timer, ret); }
+    int period(tw_timer timer, uint64_t *ret) const { return wheel_.period(timer, ret); }
+    /* The caller's timers: every timer but those whose callback is `keep`
+     * (the connections' own). */
+    uint64_t count(tw_timer_cb *keep) const { return wheel_.count(keep); }
+    int foreach(tw_timer_cb *keep, tw_timer_visit_fn *fn, void *ctx);
+    uint64_t cancel_all(tw_timer_cb *keep);
+    /* Nothing armed to fire (parked timers aside) and no command queued. */
+    bool idle() const;
 
     int schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, void *userdata,
                        tw_timer *ret);
@@ -181,6 +194,7 @@ private:
     uint64_t suspended_ = 0;            /* added to the monotonic clock */
     bool in_turn_ = false;
     bool running_ = false;              /* inside tw_loop_run */
+    bool until_idle_ = false;           /* ... and it returns once idle */
     bool free_requested_ = false;
 
     uint64_t catch_ups_ = 0;
