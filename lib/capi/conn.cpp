@@ -35,69 +35,7 @@ const Conn *live(const tw_conn *conn)
     return c && c->live ? c : nullptr;
 }
 
-uint64_t recovery_next(const void *layer) noexcept
-{
-    uint64_t at;
-    return tw_recovery_next_deadline(static_cast<const tw_recovery *>(layer), &at) == 0
-               ? at
-               : TW_NEVER;
-}
-
-uint32_t recovery_check(void *layer, uint64_t now_ns) noexcept
-{
-    uint32_t events = 0;
-    tw_recovery_check(static_cast<tw_recovery *>(layer), now_ns, &events);
-    return events;
-}
-
-size_t recovery_frames(void *layer, uint64_t *frames, size_t cap) noexcept
-{
-    return tw_recovery_take_frames(static_cast<tw_recovery *>(layer), frames, cap);
-}
-
-size_t recovery_stats(const void *layer, tw_layer_stat *out, size_t cap) noexcept
-{
-    const auto *r = static_cast<const tw_recovery *>(layer);
-    tw_recovery_stats s;
-    s.struct_size = sizeof(s);
-    tw_rtt rtt;
-    rtt.struct_size = sizeof(rtt);
-    if (tw_recovery_stats_get(r, &s) < 0 || tw_recovery_rtt(r, &rtt) < 0)
-        return 0;
-    const tw_layer_stat all[] = {
-        {"sent", s.sent},
-        {"acked", s.acked},
-        {"lost", s.lost},
-        {"pto", s.pto},
-        {"rto", s.rto},
-        {"bytes_in_flight", s.bytes_in_flight},
-        {"smoothed_rtt_ns", rtt.smoothed_ns},
-        {"pto_ns", rtt.pto_ns},
-    };
-    size_t n = sizeof(all) / sizeof(all[0]);
-    for (size_t i = 0; i < n && i < cap; i++)
-        out[i] = all[i];
-    return n;
-}
-
-/* The recovery moved its deadline: mark its layer dirty. */
-void recovery_moved(tw_recovery *recovery, void *userdata) noexcept
-{
-    Conn *c = static_cast<Conn *>(userdata);
-    for (unsigned l = 0; l < c->nlayers; l++)
-        if (c->layers[l].obj == recovery) {
-            c->layer_dirty(l);
-            return;
-        }
-}
-
 } // namespace
-
-namespace tw {
-const tw_layer_ops kRecoveryLayer = {sizeof(tw_layer_ops), "recovery", recovery_next,
-                                     recovery_check, recovery_frames, TW_LAYER_PURE,
-                                     recovery_stats};
-}
 
 extern "C" {
 
@@ -148,7 +86,7 @@ int tw_conn_arm_in(tw_conn *conn, unsigned kind, uint64_t delay_ns) noexcept
     Conn *c = live(conn);
     if (!c || kind >= TW_CONN_KINDS)
         return TW_EINVAL;
-    return c->arm(kind, tw::sat_add(c->set->loop()->fresh_now(), delay_ns));
+    return c->arm_in(kind, delay_ns);
 }
 
 int tw_conn_disarm(tw_conn *conn, unsigned kind) noexcept
@@ -196,23 +134,13 @@ int tw_conn_set_slack(tw_conn *conn, unsigned kind, uint64_t slack_ns) noexcept
     Conn *c = live(conn);
     if (!c || kind >= TW_CONN_KINDS)
         return TW_EINVAL;
-    uint32_t s = tw::clamp_u32(slack_ns);
-    c->slack[kind] = s;
-    c->slack_kinds = uint8_t(s ? c->slack_kinds | (1u << kind) : c->slack_kinds & ~(1u << kind));
-    /* Less slack may leave the timer filed past a window's end. */
-    if (c->timer && c->filed > c->latest())
-        return c->refile();
-    return 0;
+    return c->set_slack(kind, slack_ns);
 }
 
 int tw_conn_touch(tw_conn *conn) noexcept
 {
     Conn *c = live(conn);
-    if (!c)
-        return TW_EINVAL;
-    if (!c->idle_timeout)
-        return 0;
-    return c->arm(TW_CONN_IDLE, tw::sat_add(c->set->loop()->fresh_now(), c->idle_timeout));
+    return c ? c->touch() : TW_EINVAL;
 }
 
 int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *layer, unsigned *ret) noexcept
@@ -221,21 +149,7 @@ int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *layer, unsig
     if (!c || !ops || ops->struct_size != sizeof(tw_layer_ops) || !ops->next_deadline ||
         !ops->check || !ret)
         return TW_EINVAL;
-    if (c->nlayers >= TW_CONN_MAX_LAYERS - 1)
-        return TW_ENOSPC;
-    unsigned l = c->nlayers;
-    c->layers[l].ops = ops;
-    c->layers[l].obj = layer;
-    c->layers[l].deadline = TW_NEVER;
-    c->nlayers++;
-    int r = c->layer_dirty(l);
-    if (r < 0) {
-        c->nlayers--;
-        c->next_valid = false;
-        return r;
-    }
-    *ret = l + 1;
-    return 0;
+    return c->add_layer(ops, layer, ret);
 }
 
 int tw_conn_add_recovery(tw_conn *conn, tw_recovery *recovery, unsigned *ret) noexcept
@@ -243,13 +157,7 @@ int tw_conn_add_recovery(tw_conn *conn, tw_recovery *recovery, unsigned *ret) no
     Conn *c = live(conn);
     if (!c || !recovery || !ret)
         return TW_EINVAL;
-    for (unsigned l = 0; l < c->nlayers; l++)
-        if (c->layers[l].obj == recovery)
-            return TW_EINVAL;
-    int r = tw_conn_add_layer(conn, &tw::kRecoveryLayer, recovery, ret);
-    if (r == 0)
-        tw_recovery_set_notify(recovery, recovery_moved, c);
-    return r;
+    return c->add_recovery(recovery, ret);
 }
 
 int tw_conn_layer_stats(const tw_conn *conn, unsigned layer, const char **name,
@@ -293,17 +201,7 @@ int tw_conn_check_all(tw_conn *conn, uint64_t now_ns, tw_conn_result *ret) noexc
     Conn *c = live(conn);
     if (!c || !ret || (!ret->frames && ret->frames_cap))
         return TW_EINVAL;
-    std::memset(ret->events, 0, sizeof(ret->events));
-    bool any = c->collect(now_ns, ret->events, false);
-    any = c->collect(now_ns, ret->events, true) || any;
-    ret->frames_n = ret->frames ? c->take_frames(ret->frames, ret->frames_cap) : 0;
-    ret->frames_more = ret->frames_cap && ret->frames_n == ret->frames_cap;
-    if (!c->busy) {
-        int r = c->refile();
-        if (r < 0)
-            return r;
-    }
-    return any ? 1 : 0;
+    return c->check_all(now_ns, ret);
 }
 
 size_t tw_conn_take_frames(tw_conn *conn, uint64_t *frames, size_t cap) noexcept

@@ -10,26 +10,12 @@
 #include "layers/recovery.hpp"
 #include "tickwheel.h"
 
-struct tw_recovery {
-    tw::Recovery core;
-};
+using tw::recovery_busy;
+using tw::recovery_finish;
 
 namespace {
 
 constexpr uint64_t kMs = 1000000;
-
-/* After a call that may have run the notify callback. */
-int finish(tw_recovery *r, int result)
-{
-    if (r->core.free_requested() && !r->core.notifying())
-        delete r;
-    return result;
-}
-
-bool busy(const tw_recovery *r)
-{
-    return r->core.notifying();
-}
 
 uint64_t sat_mul3(uint64_t v)
 {
@@ -96,9 +82,9 @@ int tw_recovery_on_sent(tw_recovery *recovery, unsigned space, uint64_t pn, uint
 {
     if (!recovery || recovery->core.free_requested())
         return TW_EINVAL;
-    if (busy(recovery))
+    if (recovery_busy(recovery))
         return TW_EBUSY;
-    return finish(recovery, recovery->core.on_sent(space, pn, now_ns, bytes, flags, frames));
+    return recovery_finish(recovery, recovery->core.on_sent(space, pn, now_ns, bytes, flags, frames));
 }
 
 int tw_recovery_on_ack(tw_recovery *recovery, unsigned space, const tw_ack_range *ranges,
@@ -106,9 +92,9 @@ int tw_recovery_on_ack(tw_recovery *recovery, unsigned space, const tw_ack_range
 {
     if (!recovery || recovery->core.free_requested())
         return TW_EINVAL;
-    if (busy(recovery))
+    if (recovery_busy(recovery))
         return TW_EBUSY;
-    return finish(recovery, recovery->core.on_ack(space, ranges, n, ack_delay_ns, now_ns));
+    return recovery_finish(recovery, recovery->core.on_ack(space, ranges, n, ack_delay_ns, now_ns));
 }
 
 int tw_recovery_next_deadline(const tw_recovery *recovery, uint64_t *ret) noexcept
@@ -124,21 +110,21 @@ int tw_recovery_check(tw_recovery *recovery, uint64_t now_ns, uint32_t *ret) noe
         *ret = 0;
     if (!recovery || !ret || recovery->core.free_requested())
         return TW_EINVAL;
-    if (busy(recovery))
+    if (recovery_busy(recovery))
         return TW_EBUSY;
-    return finish(recovery, recovery->core.check(now_ns, ret));
+    return recovery_finish(recovery, recovery->core.check(now_ns, ret));
 }
 
 size_t tw_recovery_take_frames(tw_recovery *recovery, uint64_t *frames, size_t cap) noexcept
 {
-    if (!recovery || !frames || busy(recovery))
+    if (!recovery || !frames || recovery_busy(recovery))
         return 0;
     return recovery->core.take_frames(frames, cap);
 }
 
 size_t tw_recovery_take_retired(tw_recovery *recovery, uint64_t *frames, size_t cap) noexcept
 {
-    if (!recovery || !frames || busy(recovery))
+    if (!recovery || !frames || recovery_busy(recovery))
         return 0;
     return recovery->core.take_retired(frames, cap);
 }
@@ -148,7 +134,7 @@ int tw_recovery_set_notify(tw_recovery *recovery, tw_recovery_notify_fn *fn,
 {
     if (!recovery || recovery->core.free_requested())
         return TW_EINVAL;
-    if (busy(recovery))
+    if (recovery_busy(recovery))
         return TW_EBUSY;
     recovery->core.set_notify(fn, userdata);
     return 0;
@@ -158,27 +144,27 @@ int tw_recovery_discard_space(tw_recovery *recovery, unsigned space) noexcept
 {
     if (!recovery || recovery->core.free_requested())
         return TW_EINVAL;
-    if (busy(recovery))
+    if (recovery_busy(recovery))
         return TW_EBUSY;
-    return finish(recovery, recovery->core.discard_space(space));
+    return recovery_finish(recovery, recovery->core.discard_space(space));
 }
 
 int tw_recovery_set_handshake_confirmed(tw_recovery *recovery) noexcept
 {
     if (!recovery || recovery->core.free_requested())
         return TW_EINVAL;
-    if (busy(recovery))
+    if (recovery_busy(recovery))
         return TW_EBUSY;
-    return finish(recovery, recovery->core.set_handshake_confirmed());
+    return recovery_finish(recovery, recovery->core.set_handshake_confirmed());
 }
 
 int tw_recovery_set_amplification_limited(tw_recovery *recovery, int limited) noexcept
 {
     if (!recovery || recovery->core.free_requested() || (limited != 0 && limited != 1))
         return TW_EINVAL;
-    if (busy(recovery))
+    if (recovery_busy(recovery))
         return TW_EBUSY;
-    return finish(recovery, recovery->core.set_amplification_limited(limited != 0));
+    return recovery_finish(recovery, recovery->core.set_amplification_limited(limited != 0));
 }
 
 int tw_recovery_rtt(const tw_recovery *recovery, tw_rtt *ret) noexcept

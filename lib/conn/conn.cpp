@@ -1,5 +1,6 @@
 #include "conn/conn.hpp"
 #include "common/copy-out.hpp"
+#include "layers/recovery-layer.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -103,6 +104,29 @@ int Conn::arm_slow(unsigned kind, uint64_t old)
     return r;
 }
 
+int Conn::arm_in(unsigned kind, uint64_t delay)
+{
+    return arm(kind, sat_add(set->loop()->fresh_now(), delay));
+}
+
+int Conn::touch()
+{
+    if (!idle_timeout)
+        return 0;
+    return arm(TW_CONN_IDLE, sat_add(set->loop()->fresh_now(), idle_timeout));
+}
+
+int Conn::set_slack(unsigned kind, uint64_t slack_ns)
+{
+    uint32_t s = clamp_u32(slack_ns);
+    slack[kind] = s;
+    slack_kinds = uint8_t(s ? slack_kinds | (1u << kind) : slack_kinds & ~(1u << kind));
+    /* Less slack may leave the timer filed past a window's end. */
+    if (timer && filed > latest())
+        return refile();
+    return 0;
+}
+
 int Conn::disarm(unsigned kind)
 {
     if (!(armed & (1u << kind)))
@@ -138,8 +162,46 @@ int Conn::layer_dirty(unsigned l)
     }
     Layer &y = layers[l];
     uint64_t old = y.deadline;
-    y.deadline = y.ops->next_deadline(y.obj);
+    y.refresh();
     return changed(old, y.deadline);
+}
+
+int Conn::add_layer(const tw_layer_ops *ops, void *obj, unsigned *ret)
+{
+    if (nlayers >= TW_CONN_MAX_LAYERS - 1)
+        return TW_ENOSPC;
+    unsigned l = nlayers;
+    layers[l] = Layer{ops, obj, TW_NEVER};
+    nlayers++;
+    int r = layer_dirty(l);
+    if (r < 0) {
+        nlayers--;
+        next_valid = false;
+        return r;
+    }
+    *ret = l + 1;
+    return 0;
+}
+
+int Conn::add_recovery(tw_recovery *recovery, unsigned *ret)
+{
+    for (unsigned l = 0; l < nlayers; l++)
+        if (layers[l].obj == recovery)
+            return TW_EINVAL;
+    int r = add_layer(&kRecoveryLayer, recovery, ret);
+    if (r == 0)
+        recovery_layer_notify(recovery, on_recovery_moved, this);
+    return r;
+}
+
+void Conn::on_recovery_moved(tw_recovery *recovery, void *userdata)
+{
+    Conn *c = static_cast<Conn *>(userdata);
+    for (unsigned l = 0; l < c->nlayers; l++)
+        if (c->layers[l].obj == recovery) {
+            c->layer_dirty(l);
+            return;
+        }
 }
 
 bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
@@ -163,17 +225,9 @@ bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
     }
     for (unsigned l = 0; l < nlayers; l++) {
         Layer &y = layers[l];
-        bool pure = y.ops->flags & TW_LAYER_PURE;
-        if (pure == impure || y.deadline > now || y.deadline == TW_NEVER)
+        if (y.pure() == impure || !y.due(now))
             continue;
-        /* A check may run one timeout of several due at once (recovery's
-         * spaces): repeat while the layer is still due, a few times. */
-        uint32_t got = 0;
-        for (int round = 0; round < 4 && y.deadline <= now && y.deadline != TW_NEVER;
-             round++) {
-            got |= y.ops->check(y.obj, now);
-            y.deadline = y.ops->next_deadline(y.obj);
-        }
+        uint32_t got = y.check(now);
         next_valid = false;
         ev[l + 1] |= got;
         any = any || got;
@@ -181,20 +235,44 @@ bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
     return any;
 }
 
+int Conn::check_all(uint64_t now, tw_conn_result *ret)
+{
+    std::memset(ret->events, 0, sizeof(ret->events));
+    bool any = collect(now, ret->events, false);
+    any = collect(now, ret->events, true) || any;
+    ret->frames_n = ret->frames ? take_frames(ret->frames, ret->frames_cap) : 0;
+    ret->frames_more = ret->frames_cap && ret->frames_n == ret->frames_cap;
+    if (!busy) {
+        int r = refile();
+        if (r < 0)
+            return r;
+    }
+    return any ? 1 : 0;
+}
+
 void Conn::release_layers()
 {
     for (unsigned l = 0; l < nlayers; l++)
         if (layers[l].ops == &kRecoveryLayer)
-            tw_recovery_set_notify(static_cast<tw_recovery *>(layers[l].obj), nullptr, nullptr);
+            recovery_layer_notify(static_cast<tw_recovery *>(layers[l].obj), nullptr, nullptr);
 }
 
 size_t Conn::take_frames(uint64_t *frames, size_t cap)
 {
     size_t n = 0;
     for (unsigned l = 0; l < nlayers && n < cap; l++)
-        if (layers[l].ops->take_frames)
-            n += layers[l].ops->take_frames(layers[l].obj, frames + n, cap - n);
+        n += layers[l].take_frames(frames + n, cap - n);
     return n;
+}
+
+void Conn::event(tw_conn_event &e, const uint32_t *fired, uint64_t now)
+{
+    e.conn = handle();
+    e.conn_id = id;
+    e.reserved = 0;
+    std::memcpy(e.events, fired, sizeof(e.events));
+    e.now_ns = now;
+    e.userdata = userdata;
 }
 
 /* ---- the set of a loop ------------------------------------------------- */
@@ -375,7 +453,7 @@ bool ConnSet::fire(Fired &f, uint64_t now)
     c->busy = false;
     for (unsigned l = 0; l < c->nlayers; l++)
         if (c->dirty & (1u << l)) {
-            c->layers[l].deadline = c->layers[l].ops->next_deadline(c->layers[l].obj);
+            c->layers[l].refresh();
             c->next_valid = false;
         }
     c->dirty = 0;
@@ -394,12 +472,7 @@ void ConnSet::deliver(Conn *c, const uint32_t *ev, uint64_t now)
     events_++;
     if (c->cb) {
         tw_conn_event e;
-        e.conn = c->handle();
-        e.conn_id = c->id;
-        e.reserved = 0;
-        std::memcpy(e.events, ev, sizeof(e.events));
-        e.now_ns = now;
-        e.userdata = c->userdata;
+        c->event(e, ev, now);
         c->cb(&e, c->userdata);
         return;
     }
@@ -442,13 +515,7 @@ int ConnSet::poll(tw_conn_event *events, size_t cap)
         Conn *c = r.conn;
         if (!c->live || c->gen != r.gen)
             continue;
-        tw_conn_event &e = events[out++];
-        e.conn = c->handle();
-        e.conn_id = c->id;
-        e.reserved = 0;
-        std::memcpy(e.events, c->pending, sizeof(e.events));
-        e.now_ns = now;
-        e.userdata = c->userdata;
+        c->event(events[out++], c->pending, now);
         std::memset(c->pending, 0, sizeof(c->pending));
         c->queued = false;
     }

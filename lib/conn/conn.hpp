@@ -42,21 +42,13 @@
 #include <cstdint>
 
 #include "common/arith.hpp"
+#include "layers/layer.hpp"
 #include "loop/loop.hpp"
 #include "tickwheel.h"
 
 namespace tw {
 
 class ConnSet;
-
-/* The built-in layer over a tw_recovery. */
-extern const tw_layer_ops kRecoveryLayer;
-
-struct Layer {
-    const tw_layer_ops *ops;
-    void *obj;
-    uint64_t deadline;          /* cached ops->next_deadline(obj) */
-};
 
 struct Conn {
     uint64_t deadline[TW_CONN_KINDS];
@@ -88,9 +80,18 @@ struct Conn {
 
     uint64_t unified();
     inline int arm(unsigned kind, uint64_t deadline);
+    /* Arms kind delay after the loop's time, saturating at TW_NEVER. */
+    int arm_in(unsigned kind, uint64_t delay);
+    /* Re-arms IDLE at the loop's time + the idle timeout (none: nothing). */
+    int touch();
+    int set_slack(unsigned kind, uint64_t slack);
     int disarm(unsigned kind);
     int disarm_all();
     int layer_dirty(unsigned layer);
+    /* Adds a layer; *ret its number (1 ..).  TW_ENOSPC when full. */
+    int add_layer(const tw_layer_ops *ops, void *obj, unsigned *ret);
+    /* Adds recovery as a layer and takes over its notify callback. */
+    int add_recovery(tw_recovery *recovery, unsigned *ret);
     /* Files the wheel timer no later than the unified deadline. */
     int refile();
     /* A deadline went from old to now_at: keep the cache and the filing. */
@@ -102,10 +103,16 @@ struct Conn {
     int arm_slow(unsigned kind, uint64_t old);
     /* Kinds due at now (disarmed) into ev[0], pure or all layers' checks. */
     bool collect(uint64_t now, uint32_t *ev, bool impure);
+    /* tw_conn_check_all: everything due at now, by hand. */
+    int check_all(uint64_t now, tw_conn_result *ret);
     size_t take_frames(uint64_t *frames, size_t cap);
+    /* The event the user gets: what fired per layer, at now. */
+    void event(tw_conn_event &e, const uint32_t *fired, uint64_t now);
     /* Gives back what the connection took over in its layers (the notify
      * callback of a recovery), before its memory is freed or reused. */
     void release_layers();
+    /* A recovery's notify callback while it is a layer: marks it dirty. */
+    static void on_recovery_moved(tw_recovery *recovery, void *userdata);
 };
 
 struct ConnRef {

@@ -211,4 +211,30 @@ private:
 
 } // namespace tw
 
+/* The C handle of a reliability layer: what tw_recovery_new returns. */
+struct tw_recovery {
+    tw::Recovery core;
+};
+
+namespace tw {
+
+/* The rules of the notify callback, for the C boundary and the layer ops
+ * alike: a call that would change state from inside the callback is
+ * refused, and a free asked for there is deferred until the call that ran
+ * the callback returns. */
+inline bool recovery_busy(const tw_recovery *r)
+{
+    return r->core.notifying();
+}
+
+/* After a call that may have run the notify callback: the deferred free. */
+inline int recovery_finish(tw_recovery *r, int result)
+{
+    if (r->core.free_requested() && !r->core.notifying())
+        delete r;
+    return result;
+}
+
+} // namespace tw
+
 #endif
