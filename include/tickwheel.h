@@ -103,7 +103,7 @@ typedef struct tw_wheel_stats {
     uint64_t reused;          /* schedules served from the free list */
     uint64_t bytes;           /* heap held by the wheel */
     /* How late timers fired: the advance's now minus the deadline, in ns,
-     * over every fire; percentiles are upper bounds of log2 buckets. */
+     * over every fire; percentiles within 1 %. */
     uint64_t late_p50_ns;
     uint64_t late_p99_ns;
     uint64_t late_max_ns;

@@ -11,7 +11,12 @@ extern "C" {
 #include <cmocka.h>
 }
 
+#include <algorithm>
+#include <cmath>
 #include <random>
+#include <vector>
+
+#include "common/histogram.hpp"
 
 #include "pool/pool.hpp"
 #include "wheel/wheel.hpp"
@@ -96,6 +101,50 @@ void test_block_pool(void **state)
     assert_int_equal(blocks.total(), 512);
 }
 
+/* The histogram's percentiles against the exact ones of sorted samples,
+ * over distributions from nanoseconds to hours: within 1/128, or exact
+ * below 128 ns. */
+void test_histogram_percentiles(void **)
+{
+    std::mt19937_64 rng(11);
+    for (int dist = 0; dist < 5; dist++) {
+        auto *h = new tw::Histogram;
+        std::vector<uint64_t> v;
+        for (int i = 0; i < 200000; i++) {
+            double x;
+            switch (dist) {
+            case 0: x = double(rng() % 100); break;
+            case 1: x = double(rng() % 5000000); break;
+            case 2: x = std::lognormal_distribution<double>(9.0, 2.0)(rng); break;
+            case 3: x = std::exponential_distribution<double>(1e-6)(rng); break;
+            default: x = double(rng() >> (rng() % 64)); break;
+            }
+            uint64_t u = x >= 1.8e19 ? UINT64_MAX : uint64_t(x);
+            v.push_back(u);
+            h->record(u);
+        }
+        std::sort(v.begin(), v.end());
+        assert_int_equal(h->total(), v.size());
+        assert_int_equal(h->max(), v.back());
+        for (double q : {0.01, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0}) {
+            size_t rank = size_t(std::ceil(q * double(v.size())));
+            uint64_t exact = v[rank - 1];
+            uint64_t got = h->quantile(q);
+            double err = exact ? std::fabs(double(got) - double(exact)) / double(exact) : double(got);
+            if (exact < 128)
+                assert_int_equal(got, exact);
+            else if (err > 1.0 / 128)
+                fail_msg("distribution %d q %g: exact %llu, got %llu", dist, q,
+                         (unsigned long long)exact, (unsigned long long)got);
+        }
+        delete h;
+    }
+    tw::Histogram empty;
+    assert_int_equal(empty.quantile(0.5), 0);
+    for (uint64_t v : {uint64_t(0), uint64_t(127), uint64_t(128), uint64_t(1) << 40, UINT64_MAX})
+        assert_true(tw::Histogram::index(v) < tw::Histogram::kBuckets);
+}
+
 } // namespace
 
 int main()
@@ -104,6 +153,7 @@ int main()
         cmocka_unit_test(test_divider_matches_division),
         cmocka_unit_test(test_pool_limit_and_generations),
         cmocka_unit_test(test_block_pool),
+        cmocka_unit_test(test_histogram_percentiles),
     };
     return cmocka_run_group_tests_name("internal", tests, nullptr, nullptr);
 }

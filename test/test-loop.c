@@ -1403,8 +1403,9 @@ static void test_stats_counts(void **state)
     assert_int_equal(s.budget_stops, 0);
     /* Lateness is turn start minus deadline: 5 ms and 3 ms. */
     assert_int_equal(s.late_max_ns, 5 * MS);
-    assert_true(s.late_p50_ns >= 3 * MS && s.late_p50_ns <= 2 * 5 * MS);
-    assert_true(s.late_p99_ns >= 5 * MS && s.late_p99_ns <= 2 * 5 * MS);
+    /* Percentiles within 1 %: the median is the earlier, p99 the later. */
+    assert_true(s.late_p50_ns >= 3 * MS - 30000 && s.late_p50_ns <= 3 * MS + 30000);
+    assert_true(s.late_p99_ns >= 5 * MS - 50000 && s.late_p99_ns <= 5 * MS);
     assert_true(s.late_p50_ns <= s.late_p99_ns);
     assert_int_equal(s.clock_backwards, 0);
     finish();

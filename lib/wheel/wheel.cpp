@@ -931,9 +931,7 @@ bool Wheel::run_list(uint32_t list, Run *run)
             Entry &e = pool_.at(i);
             uint64_t deadline = e.deadline;
             uint64_t late = now_ns_ - deadline;
-            late_log2_[late ? 64 - __builtin_clzll(late) : 0]++;
-            if (late > late_max_)
-                late_max_ = late;
+            late_.record(late);
             if (periodic(i)) {
                 /* Armed again first, as any timer armed now: its callback
                  * may cancel, move or query it like any armed timer. */
@@ -1078,21 +1076,9 @@ void Wheel::stats(tw_wheel_stats *ret) const
     s.capacity = pool_.capacity();
     s.high_water = pool_.high_water();
     s.reused = pool_.reused();
-    uint64_t total = 0, seen = 0;
-    for (uint64_t c : late_log2_)
-        total += c;
-    for (unsigned b = 0; b < 65 && total; b++) {
-        uint64_t before = seen;
-        seen += late_log2_[b];
-        uint64_t upper = b == 0 ? 0 : b == 64 ? UINT64_MAX : (uint64_t(1) << b) - 1;
-        if (upper > late_max_)
-            upper = late_max_;
-        if (before < (total + 1) / 2 && seen >= (total + 1) / 2)
-            s.late_p50_ns = upper;
-        if (before < total - total / 100 && seen >= total - total / 100)
-            s.late_p99_ns = upper;
-    }
-    s.late_max_ns = late_max_;
+    s.late_p50_ns = late_.quantile(0.5);
+    s.late_p99_ns = late_.quantile(0.99);
+    s.late_max_ns = late_.max();
     s.bytes = pool_.bytes() + blocks_.bytes() + round_cap_ * sizeof(Due) +
               cbs_cap_ * (sizeof(*cbs_) + sizeof(*cb_free_)) +
               (cb_hash_ ? (cb_hash_mask_ + 1) * sizeof(*cb_hash_) : 0) + sizeof(*this);

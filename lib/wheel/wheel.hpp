@@ -50,6 +50,7 @@
 
 #include <cstdint>
 
+#include "common/histogram.hpp"
 #include "pool/pool.hpp"
 #include "simd/simd.hpp"
 #include "tickwheel.h"
@@ -304,8 +305,7 @@ private:
      * policy; 0 for any other timer.  Made by the first periodic timer. */
     uint64_t *periods_ = nullptr;
     uint32_t periods_cap_ = 0;
-    uint64_t late_log2_[65] = {};           /* lateness: bucket b < 2^b ns */
-    uint64_t late_max_ = 0;
+    Histogram late_;                        /* lateness of every fire */
 
     Callback *cbs_ = nullptr;               /* callback table */
     uint32_t ncbs_ = 0, cbs_cap_ = 0;       /* slots handed out, allocated */
