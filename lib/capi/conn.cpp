@@ -20,7 +20,7 @@ namespace {
 
 ConnSet *set_of(const tw_loop *loop)
 {
-    return static_cast<ConnSet *>(loop->core.extension());
+    return loop->core.conns();
 }
 
 Conn *live(tw_conn *conn)
@@ -49,10 +49,10 @@ int tw_conn_new(tw_loop *loop, uint32_t conn_id, tw_conn_cb *cb, void *userdata,
         return TW_EINVAL;
     ConnSet *set = set_of(loop);
     if (!set) {
-        set = new (std::nothrow) ConnSet(&loop->core, loop);
+        set = new (std::nothrow) ConnSet(&loop->core);
         if (!set)
             return TW_ENOMEM;
-        loop->core.set_extension(set);
+        loop->core.set_conns(set);
     }
     Conn *c;
     int r = set->create(conn_id, cb, userdata, &c);

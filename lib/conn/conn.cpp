@@ -277,6 +277,16 @@ void Conn::event(tw_conn_event &e, const uint32_t *fired, uint64_t now)
 
 /* ---- the set of a loop ------------------------------------------------- */
 
+uint64_t conns_after_advance(ConnSet *conns, uint64_t now)
+{
+    return conns->after_advance(now);
+}
+
+void conns_free(ConnSet *conns)
+{
+    delete conns;
+}
+
 ConnSet::~ConnSet()
 {
     /* The layers outlive the loop: a recovery's notify callback must not

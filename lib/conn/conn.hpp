@@ -120,10 +120,13 @@ struct ConnRef {
     uint32_t gen;
 };
 
-class ConnSet final : public Extension {
+/* The connections of one loop, which holds the set (Loop::conns). */
+class ConnSet {
 public:
-    explicit ConnSet(Loop *loop, tw_loop *cloop) : loop_(loop), cloop_(cloop) {}
-    ~ConnSet() override;
+    explicit ConnSet(Loop *loop) : loop_(loop) {}
+    ConnSet(const ConnSet &) = delete;
+    ConnSet &operator=(const ConnSet &) = delete;
+    ~ConnSet();
 
     Loop *loop() { return loop_; }
     int create(uint32_t id, tw_conn_cb *cb, void *userdata, Conn **ret);
@@ -133,7 +136,8 @@ public:
      * connections and create them (the new may or may not be visited). */
     int foreach(tw_conn_visit_fn *fn, void *ctx);
     void stats(tw_conn_stats *ret) const;
-    uint64_t after_advance(uint64_t now) override;
+    /* What the loop calls after each advance: see conns_after_advance. */
+    uint64_t after_advance(uint64_t now);
 
     /* The wheel timers of connections: userdata is the Conn. */
     static void on_timer(tw_timer timer, uint64_t deadline, void *userdata);
@@ -155,7 +159,6 @@ private:
     bool grow_chunks();
 
     Loop *loop_;
-    tw_loop *cloop_;
     Conn **chunks_ = nullptr;
     size_t nchunks_ = 0, chunks_cap_ = 0;
     Conn *free_ = nullptr;

@@ -80,7 +80,8 @@ Loop::~Loop()
 {
     /* Cancelled functions may still use connections: free those after. */
     cancel_inbox();
-    delete ext_;
+    if (conns_)
+        conns_free(conns_);
     if (timer_ev_)
         event_free(timer_ev_);
     if (wake_ev_)
@@ -239,8 +240,8 @@ uint64_t Loop::turn(bool catch_up)
         if (free_requested_)
             break;
         uint64_t ran = dispatch(pass ? clock_ns(CLOCK_MONOTONIC) : started);
-        if (ext_) {
-            uint64_t none = ext_->after_advance(now_);
+        if (conns_) {
+            uint64_t none = conns_after_advance(conns_, now_);
             ran -= none < ran ? none : ran;
         }
         fired += ran;

@@ -42,16 +42,17 @@ struct Command {
     void *userdata;
 };
 
-/* What rides on a loop (the connections): told after each advance of a
- * turn, and freed with the loop.  after_advance answers how many of the
- * advance's timers ran nothing in the end (a connection freed before it
- * was processed, or left unprocessed because the loop is being freed):
- * the turn does not count them as fired. */
-class Extension {
-public:
-    virtual ~Extension() = default;
-    virtual uint64_t after_advance(uint64_t now) = 0;
-};
+/* The loop's connections (lib/conn/conn.hpp), created with the first of
+ * them.  The loop knows them by these two calls alone, defined in
+ * lib/conn/conn.cpp: after each advance of a turn it lets them process the
+ * connections whose wheel timers fired, and it frees them with itself.
+ * conns_after_advance answers how many of the advance's timers ran nothing
+ * in the end (a connection freed before it was processed, or left
+ * unprocessed because the loop is being freed): the turn does not count
+ * them as fired. */
+class ConnSet;
+uint64_t conns_after_advance(ConnSet *conns, uint64_t now);
+void conns_free(ConnSet *conns);
 
 class Loop {
 public:
@@ -133,8 +134,8 @@ public:
         wheel_.request_free();
     }
     bool free_requested() const { return free_requested_; }
-    Extension *extension() const { return ext_; }
-    void set_extension(Extension *ext) { ext_ = ext; }
+    ConnSet *conns() const { return conns_; }
+    void set_conns(ConnSet *conns) { conns_ = conns; }
     /* Reports every queued function as cancelled. */
     void cancel_inbox();
 
@@ -160,7 +161,7 @@ private:
 
     tw_loop *self_ = nullptr;
     Wheel wheel_;
-    Extension *ext_ = nullptr;
+    ConnSet *conns_ = nullptr;
     Inbox<Command> inbox_;
     struct event_base *base_ = nullptr;
     bool own_base_ = false;
