@@ -8,6 +8,7 @@
 #include <new>
 
 #include "common/arith.hpp"
+#include "common/copy-out.hpp"
 #include "tickwheel.h"
 #include "wheel/wheel.hpp"
 
@@ -240,7 +241,7 @@ uint64_t tw_wheel_now(const tw_wheel *wheel) noexcept
 
 int tw_wheel_stats_get(const tw_wheel *wheel, tw_wheel_stats *ret) noexcept
 {
-    if (!wheel || !ret || ret->struct_size < sizeof(size_t) + sizeof(uint64_t))
+    if (!wheel || !ret || !tw::copy_out_fits(ret))
         return TW_EINVAL;
     wheel->core.stats(ret);
     return 0;

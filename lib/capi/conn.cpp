@@ -223,7 +223,7 @@ int tw_conn_poll(tw_loop *loop, tw_conn_event *events, size_t cap) noexcept
 int tw_conn_stats_get(const tw_loop *loop, tw_conn_stats *ret) noexcept
 {
     /* As tw_loop_stats_get: room for at least the first counter. */
-    if (!loop || !ret || ret->struct_size < sizeof(size_t) + sizeof(uint64_t))
+    if (!loop || !ret || !tw::copy_out_fits(ret))
         return TW_EINVAL;
     ConnSet *set = set_of(loop);
     if (!set) {

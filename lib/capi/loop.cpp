@@ -9,10 +9,24 @@
 #include <event2/event.h>
 
 #include "common/arith.hpp"
+#include "common/copy-out.hpp"
 #include "loop/loop.hpp"
 #include "tickwheel.h"
 
 namespace {
+
+constexpr uint32_t kDefaultInboxCapacity = 4096;
+/* About 0.7 ms of dispatch on a 2-vCPU guest: a storm of due timers then
+ * holds the loop for under a millisecond per turn. */
+constexpr uint32_t kDefaultBudgetCallbacks = 5000;
+/* Half the 1 ms a turn may take (PERFORMANCE.md), leaving the other half
+ * for the turn's I/O and its last chunk of callbacks.  Checking it made no
+ * difference beyond the noise to a mass expiry of 1M trivial callbacks
+ * (tw-bench --loop, 5 runs: 33.8 (27.2-39.7) M timers/s with, 26.4
+ * (24.7-29.1) without). */
+constexpr uint64_t kDefaultBudgetNs = 500000;
+/* The largest inbox a configuration may ask for. */
+constexpr uint32_t kMaxInboxCapacity = 1u << 30;
 
 int post(tw_loop *loop, const tw::Command &command)
 {
@@ -30,16 +44,9 @@ void tw_loop_config_init(tw_loop_config *config) noexcept
     std::memset(config, 0, sizeof(*config));
     config->struct_size = sizeof(*config);
     config->tick_ns = TW_TICK_DEFAULT_NS;
-    config->inbox_capacity = 4096;
-    /* About 0.7 ms of dispatch on a 2-vCPU guest: a storm of due timers
-     * then holds the loop for under a millisecond per turn. */
-    config->budget_callbacks = 5000;
-    /* Half the 1 ms a turn may take (PERFORMANCE.md), leaving the other half
-     * for the turn's I/O and its last chunk of callbacks.  Checking it made
-     * no difference beyond the noise to a mass expiry of 1M trivial
-     * callbacks (tw-bench --loop, 5 runs: 33.8 (27.2-39.7) M timers/s with,
-     * 26.4 (24.7-29.1) without). */
-    config->budget_ns = 500000;
+    config->inbox_capacity = kDefaultInboxCapacity;
+    config->budget_callbacks = kDefaultBudgetCallbacks;
+    config->budget_ns = kDefaultBudgetNs;
 }
 
 int tw_loop_new(struct event_base *base, const tw_loop_config *config, tw_loop **ret) noexcept
@@ -50,7 +57,7 @@ int tw_loop_new(struct event_base *base, const tw_loop_config *config, tw_loop *
     tw_loop_config c;
     tw_loop_config_init(&c);
     if (config) {
-        if (config->struct_size != sizeof(tw_loop_config) || config->inbox_capacity > (1u << 30))
+        if (config->struct_size != sizeof(tw_loop_config) || config->inbox_capacity > kMaxInboxCapacity)
             return TW_EINVAL;
         c = *config;
     }
@@ -210,7 +217,7 @@ int tw_loop_post_reschedule(tw_loop *loop, tw_timer timer, uint64_t deadline_ns)
 
 int tw_loop_stats_get(const tw_loop *loop, tw_loop_stats *ret) noexcept
 {
-    if (!loop || !ret || ret->struct_size < sizeof(size_t) + sizeof(uint64_t))
+    if (!loop || !ret || !tw::copy_out_fits(ret))
         return TW_EINVAL;
     loop->core.stats(ret);
     return 0;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/copy-out.hpp"
 #include "layers/recovery.hpp"
 #include "tickwheel.h"
 
@@ -17,9 +18,13 @@ namespace {
 
 constexpr uint64_t kMs = 1000000;
 
-uint64_t sat_mul3(uint64_t v)
+/* RFC 9000 s10.1 and s8.2.4: the idle timeout is at least, and a path
+ * validation lasts, three PTOs. */
+constexpr uint64_t kPtosPerTimeout = 3;
+
+uint64_t ptos(uint64_t pto)
 {
-    return v > TW_NEVER / 3 ? TW_NEVER : 3 * v;
+    return pto > TW_NEVER / kPtosPerTimeout ? TW_NEVER : kPtosPerTimeout * pto;
 }
 
 } // namespace
@@ -169,7 +174,7 @@ int tw_recovery_set_amplification_limited(tw_recovery *recovery, int limited) no
 
 int tw_recovery_rtt(const tw_recovery *recovery, tw_rtt *ret) noexcept
 {
-    if (!recovery || !ret || ret->struct_size < sizeof(size_t) + sizeof(uint64_t))
+    if (!recovery || !ret || !tw::copy_out_fits(ret))
         return TW_EINVAL;
     recovery->core.rtt(ret);
     return 0;
@@ -177,7 +182,7 @@ int tw_recovery_rtt(const tw_recovery *recovery, tw_rtt *ret) noexcept
 
 int tw_recovery_stats_get(const tw_recovery *recovery, tw_recovery_stats *ret) noexcept
 {
-    if (!recovery || !ret || ret->struct_size < sizeof(size_t) + sizeof(uint64_t))
+    if (!recovery || !ret || !tw::copy_out_fits(ret))
         return TW_EINVAL;
     recovery->core.stats(ret);
     return 0;
@@ -191,13 +196,13 @@ uint64_t tw_idle_timeout_ns(uint64_t local_idle_ns, uint64_t peer_idle_ns,
         idle = peer_idle_ns;
     if (idle == 0)
         return TW_NEVER;
-    uint64_t floor = sat_mul3(pto_ns);
+    uint64_t floor = ptos(pto_ns);
     return idle > floor ? idle : floor;
 }
 
 uint64_t tw_path_validation_timeout_ns(uint64_t pto_ns, uint64_t pto_initial_ns) noexcept
 {
-    return sat_mul3(pto_ns > pto_initial_ns ? pto_ns : pto_initial_ns);
+    return ptos(pto_ns > pto_initial_ns ? pto_ns : pto_initial_ns);
 }
 
 } // extern "C"

@@ -7,9 +7,17 @@
 #define TW_COPY_OUT_HPP
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 namespace tw {
+
+/* A caller's struct must have room for struct_size and the first counter. */
+template <typename T>
+bool copy_out_fits(const T *ret)
+{
+    return ret->struct_size >= sizeof(size_t) + sizeof(uint64_t);
+}
 
 template <typename T>
 void copy_out(T &filled, T *ret)

@@ -10,6 +10,19 @@ namespace tw {
 namespace {
 
 constexpr size_t kChunk = 256;          /* connections per chunk */
+constexpr size_t kFirstChunkTable = 16; /* chunk pointers at first */
+constexpr size_t kFirstBatch = 256;     /* fired connections at first */
+/* The event queue's first capacity: a power of two, as its ring masks. */
+constexpr size_t kFirstQueue = 256;
+static_assert((kFirstQueue & (kFirstQueue - 1)) == 0, "a power of two");
+
+bool any_fired(const uint32_t *ev)
+{
+    for (unsigned l = 0; l < TW_CONN_MAX_LAYERS; l++)
+        if (ev[l])
+            return true;
+    return false;
+}
 
 } // namespace
 
@@ -319,7 +332,7 @@ int ConnSet::foreach(tw_conn_visit_fn *fn, void *ctx)
 bool ConnSet::grow_chunks()
 {
     if (nchunks_ == chunks_cap_) {
-        size_t cap = chunks_cap_ ? chunks_cap_ * 2 : 16;
+        size_t cap = chunks_cap_ ? chunks_cap_ * 2 : kFirstChunkTable;
         auto *p = static_cast<Conn **>(std::realloc(chunks_, cap * sizeof(Conn *)));
         if (!p)
             return false;
@@ -393,11 +406,11 @@ void ConnSet::on_timer(tw_timer, uint64_t, void *userdata)
     if (c->busy)
         return;
     if (s->batch_n_ == s->batch_cap_) {
-        size_t cap = s->batch_cap_ ? s->batch_cap_ * 2 : 256;
+        size_t cap = s->batch_cap_ ? s->batch_cap_ * 2 : kFirstBatch;
         auto *p = static_cast<Fired *>(std::realloc(s->batch_, cap * sizeof(Fired)));
         if (!p) {
             /* No room to defer it: fire this one alone, now. */
-            Fired f = {c, c->gen, {0, 0, 0, 0}};
+            Fired f = {c, c->gen, {}};
             c->busy = true;
             c->collect(s->loop_->now(), f.ev, false);
             s->fire(f, s->loop_->now());
@@ -458,7 +471,7 @@ bool ConnSet::fire(Fired &f, uint64_t now)
     if (!c->live || c->gen != f.gen)
         return false;
     wakeups_++;
-    bool any = f.ev[0] || f.ev[1] || f.ev[2] || f.ev[3];
+    bool any = any_fired(f.ev);
     any = c->collect(now, f.ev, true) || any;
     c->busy = false;
     for (unsigned l = 0; l < c->nlayers; l++)
@@ -495,7 +508,7 @@ void ConnSet::deliver(Conn *c, const uint32_t *ev, uint64_t now)
 bool ConnSet::push_queue(Conn *c)
 {
     if (q_n_ == q_cap_) {
-        size_t cap = q_cap_ ? q_cap_ * 2 : 256;
+        size_t cap = q_cap_ ? q_cap_ * 2 : kFirstQueue;
         auto *p = static_cast<ConnRef *>(std::malloc(cap * sizeof(ConnRef)));
         if (!p) {
             dropped_++;

@@ -16,6 +16,26 @@ __extension__ typedef unsigned __int128 u128;
 constexpr uint64_t kMs = 1000000;
 constexpr uint64_t kRtoMaxFloor = 60000 * kMs; /* RFC 6298 (2.5): a maximum is >= 60 s */
 constexpr uint32_t kMaxShift = 63;
+/* A check's events carry their space above the event bits, where
+ * TW_RECOVERY_EVENT_SPACE reads it. */
+constexpr unsigned kEventSpaceShift = 8;
+
+uint32_t events_of(uint32_t bits, unsigned space)
+{
+    return bits | space << kEventSpaceShift;
+}
+
+/* Largest first, disjoint, each smallest <= largest. */
+bool valid_ranges(const tw_ack_range *ranges, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ranges[i].smallest > ranges[i].largest)
+            return false;
+        if (i && ranges[i].largest >= ranges[i - 1].smallest)
+            return false;
+    }
+    return true;
+}
 
 uint64_t sat_shift(uint64_t a, uint32_t shift)
 {
@@ -329,6 +349,30 @@ int Recovery::on_sent(unsigned space, uint64_t pn, uint64_t now, uint32_t bytes,
     return 0;
 }
 
+/* DetectAndRemoveAckedPackets (A.7): retires the outstanding records of
+ * ranges, whose room in the retired queue was reserved, smallest range
+ * first, so the last record acked is the largest newly acked. */
+Recovery::Acked Recovery::ack_ranges(Space &s, const tw_ack_range *ranges, size_t n)
+{
+    Acked a{nullptr, false, 0};
+    for (size_t k = n; k-- > 0;) {
+        for (size_t i = lower_bound(s, ranges[k].smallest);
+             i < s.sent.size() && s.sent[i].pn <= ranges[k].largest; i++) {
+            Sent &p = s.sent[i];
+            if (p.state != kOutstanding)
+                continue;
+            unlink(s, p, kAcked);
+            acked_++;
+            a.newly++;
+            if (p.frames)
+                retired_.push_back(p.frames);
+            a.eliciting |= (p.flags & TW_RECOVERY_ACK_ELICITING) != 0;
+            a.largest = &p;
+        }
+    }
+    return a;
+}
+
 /* OnAckReceived (A.7). */
 int Recovery::on_ack(unsigned space, const tw_ack_range *ranges, size_t n, uint64_t ack_delay,
                      uint64_t now)
@@ -336,14 +380,9 @@ int Recovery::on_ack(unsigned space, const tw_ack_range *ranges, size_t n, uint6
     if (space >= TW_PN_SPACES || !ranges || n == 0)
         return TW_EINVAL;
     Space &s = spaces_[space];
-    if (s.discarded || !s.any_sent || ranges[0].largest > s.largest_sent)
+    if (s.discarded || !s.any_sent || ranges[0].largest > s.largest_sent ||
+        !valid_ranges(ranges, n))
         return TW_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (ranges[i].smallest > ranges[i].largest)
-            return TW_EINVAL;
-        if (i && ranges[i].largest >= ranges[i - 1].smallest)
-            return TW_EINVAL;
-    }
     /* Every outstanding record may be retired or lost. */
     if (!retired_.reserve(retired_.size() + s.outstanding) ||
         !frames_.reserve(frames_.size() + s.outstanding))
@@ -355,38 +394,19 @@ int Recovery::on_ack(unsigned space, const tw_ack_range *ranges, size_t n, uint6
         s.largest_acked = ranges[0].largest;
     s.any_acked = true;
 
-    /* DetectAndRemoveAckedPackets, smallest range first, so the last
-     * record acked is the largest newly acked. */
-    const Sent *largest = nullptr;
-    bool eliciting = false;
-    uint64_t newly = 0;
-    for (size_t k = n; k-- > 0;) {
-        for (size_t i = lower_bound(s, ranges[k].smallest);
-             i < s.sent.size() && s.sent[i].pn <= ranges[k].largest; i++) {
-            Sent &p = s.sent[i];
-            if (p.state != kOutstanding)
-                continue;
-            unlink(s, p, kAcked);
-            acked_++;
-            newly++;
-            if (p.frames)
-                retired_.push_back(p.frames);
-            eliciting |= (p.flags & TW_RECOVERY_ACK_ELICITING) != 0;
-            largest = &p;
-        }
-    }
-    if (newly == 0) {
+    Acked a = ack_ranges(s, ranges, n);
+    if (a.newly == 0) {
         pop_tombstones(s);
         return 0;
     }
     /* An RTT sample when the largest acknowledged is newly acked and
      * something ack-eliciting was; in RFC 6298 mode, by Karn's rule, not
      * when that packet carried a retransmission. */
-    bool sample = largest->pn == ranges[0].largest && eliciting;
-    if (mode_ == TW_RECOVERY_RFC6298 && (largest->flags & TW_RECOVERY_RETRANSMISSION))
+    bool sample = a.largest->pn == ranges[0].largest && a.eliciting;
+    if (mode_ == TW_RECOVERY_RFC6298 && (a.largest->flags & TW_RECOVERY_RETRANSMISSION))
         sample = false;
     if (sample)
-        update_rtt(now - largest->time, ack_delay, space);
+        update_rtt(now - a.largest->time, ack_delay, space);
 
     if (mode_ == TW_RECOVERY_RFC9002) {
         detect_lost(space, now);
@@ -422,45 +442,8 @@ int Recovery::check(uint64_t now, uint32_t *ret)
         clamp(now);
         return 0;
     }
-    uint32_t events = 0;
-    if (mode_ == TW_RECOVERY_RFC6298) {
-        /* Retransmit the earliest packet not acked: the oldest
-         * outstanding ack-eliciting record over the spaces. */
-        Sent *oldest = nullptr;
-        unsigned space = 0;
-        for (unsigned sp = 0; sp < TW_PN_SPACES; sp++) {
-            Space &s = spaces_[sp];
-            for (size_t i = 0; i < s.sent.size(); i++) {
-                Sent &p = s.sent[i];
-                if (p.state != kOutstanding || !(p.flags & TW_RECOVERY_ACK_ELICITING))
-                    continue;
-                if (!oldest || p.time < oldest->time) {
-                    oldest = &p;
-                    space = sp;
-                }
-                break;
-            }
-        }
-        if (!oldest) {          /* cannot happen: the timer runs while one is */
-            timer_ = TW_NEVER;
-            finish();
-            return 0;
-        }
-        if (!frames_.reserve(frames_.size() + 1))
-            return TW_ENOMEM;
-        now = clamp(now);
-        lose(space, *oldest);
-        pop_tombstones(spaces_[space]);
-        events = TW_RECOVERY_RTO | space << 8;
-        rto_fired_++;
-        if (rto_backoff_ < kMaxShift)
-            rto_backoff_++;     /* (5.5) */
-        timer_ = ack_eliciting_total() ? sat_add(now, rto()) : TW_NEVER;  /* (5.6) */
-        *ret = events;
-        finish();
-        return 0;
-    }
-
+    if (mode_ == TW_RECOVERY_RFC6298)
+        return rto_timeout(now, ret);
     uint64_t loss_time;
     unsigned space = loss_time_and_space(&loss_time);
     if (loss_time != TW_NEVER) {
@@ -468,12 +451,57 @@ int Recovery::check(uint64_t now, uint32_t *ret)
             return TW_ENOMEM;
         now = clamp(now);
         if (detect_lost(space, now))
-            events = TW_RECOVERY_LOSS | space << 8;
+            *ret = events_of(TW_RECOVERY_LOSS, space);
         set_timer();
-        *ret = events;
         finish();
         return 0;
     }
+    return pto_timeout(now, ret);
+}
+
+/* The RTO expiry of RFC 6298 (5.4) to (5.6): retransmit the earliest
+ * packet not acked, the oldest outstanding ack-eliciting record over the
+ * spaces. */
+int Recovery::rto_timeout(uint64_t now, uint32_t *ret)
+{
+    Sent *oldest = nullptr;
+    unsigned space = 0;
+    for (unsigned sp = 0; sp < TW_PN_SPACES; sp++) {
+        Space &s = spaces_[sp];
+        for (size_t i = 0; i < s.sent.size(); i++) {
+            Sent &p = s.sent[i];
+            if (p.state != kOutstanding || !(p.flags & TW_RECOVERY_ACK_ELICITING))
+                continue;
+            if (!oldest || p.time < oldest->time) {
+                oldest = &p;
+                space = sp;
+            }
+            break;
+        }
+    }
+    if (!oldest) {          /* cannot happen: the timer runs while one is */
+        timer_ = TW_NEVER;
+        finish();
+        return 0;
+    }
+    if (!frames_.reserve(frames_.size() + 1))
+        return TW_ENOMEM;
+    now = clamp(now);
+    lose(space, *oldest);
+    pop_tombstones(spaces_[space]);
+    rto_fired_++;
+    if (rto_backoff_ < kMaxShift)
+        rto_backoff_++;     /* (5.5) */
+    timer_ = ack_eliciting_total() ? sat_add(now, rto()) : TW_NEVER;  /* (5.6) */
+    *ret = events_of(TW_RECOVERY_RTO, space);
+    finish();
+    return 0;
+}
+
+/* The probe timeout of OnLossDetectionTimeout (A.9). */
+int Recovery::pto_timeout(uint64_t now, uint32_t *ret)
+{
+    unsigned space;
     if (!frames_.reserve(frames_.size() + kProbePackets))
         return TW_ENOMEM;
     now = clamp(now);
@@ -499,7 +527,7 @@ int Recovery::check(uint64_t now, uint32_t *ret)
     if (pto_count_ < kMaxShift)
         pto_count_++;
     set_timer();
-    *ret = TW_RECOVERY_PTO | space << 8;
+    *ret = events_of(TW_RECOVERY_PTO, space);
     finish();
     return 0;
 }

@@ -40,6 +40,10 @@ namespace tw {
 template <typename T>
 class Ring {
 public:
+    /* Capacities are powers of two: indices wrap by a mask. */
+    static constexpr size_t kFirstCapacity = 4;
+    static_assert((kFirstCapacity & (kFirstCapacity - 1)) == 0, "a power of two");
+
     Ring() = default;
     Ring(const Ring &) = delete;
     Ring &operator=(const Ring &) = delete;
@@ -66,7 +70,7 @@ public:
     {
         if (n <= cap_)
             return true;
-        size_t cap = cap_ ? cap_ : 4;
+        size_t cap = cap_ ? cap_ : kFirstCapacity;
         while (cap < n) {
             if (cap > SIZE_MAX / 2 / sizeof(T))
                 return false;
@@ -175,6 +179,14 @@ private:
     uint64_t detect_lost(unsigned space, uint64_t now);
     unsigned loss_time_and_space(uint64_t *time) const;
     Pto pto_time_and_space() const;
+    struct Acked {
+        const Sent *largest;    /* the largest record newly acked */
+        bool eliciting;         /* an ack-eliciting one among them */
+        uint64_t newly;
+    };
+    Acked ack_ranges(Space &s, const tw_ack_range *ranges, size_t n);
+    int rto_timeout(uint64_t now, uint32_t *ret);
+    int pto_timeout(uint64_t now, uint32_t *ret);
     void set_timer();
     void finish();
 

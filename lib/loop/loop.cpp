@@ -24,12 +24,16 @@ int fd_error()
     return errno == EMFILE || errno == ENFILE ? TW_EMFILE : TW_ENOMEM;
 }
 
-/* True when n more descriptors can be opened now. */
+/* libevent ends the process when a new base cannot get the descriptors
+ * it needs: the epoll one and a pair for signals. */
+constexpr int kBaseDescriptors = 3;
+
+/* True when n (at most kBaseDescriptors) more descriptors can be opened. */
 bool descriptors_left(int n)
 {
-    int fds[8];
+    int fds[kBaseDescriptors];
     int k = 0;
-    while (k < n && k < 8 && (fds[k] = eventfd(0, EFD_CLOEXEC)) >= 0)
+    while (k < n && k < kBaseDescriptors && (fds[k] = eventfd(0, EFD_CLOEXEC)) >= 0)
         k++;
     for (int i = 0; i < k; i++)
         close(fds[i]);
@@ -45,15 +49,18 @@ constexpr uint64_t kArmMaxNs = uint64_t(1) << 62;
 
 /* CLOCK_BOOTTIME - CLOCK_MONOTONIC, read MONOTONIC first so the result is
  * never below the true difference (which only a suspend changes), and
- * measured again while a preemption between the reads may have inflated
- * it by more than a few microseconds. */
+ * measured again, up to kBootGapTries times, while a preemption between
+ * the reads may have inflated it by more than kBootGapReadNs. */
+constexpr int kBootGapTries = 8;
+constexpr uint64_t kBootGapReadNs = 4000;
+
 uint64_t boot_gap()
 {
     uint64_t gap = 0;
-    for (int attempt = 0; attempt < 8; attempt++) {
+    for (int attempt = 0; attempt < kBootGapTries; attempt++) {
         uint64_t mono = clock_ns(CLOCK_MONOTONIC);
         gap = clock_ns(CLOCK_BOOTTIME) - mono;
-        if (clock_ns(CLOCK_MONOTONIC) - mono < 4000)
+        if (clock_ns(CLOCK_MONOTONIC) - mono < kBootGapReadNs)
             break;
     }
     return gap;
@@ -66,6 +73,7 @@ uint64_t boot_gap()
  * expiry, and cheap callbacks is where a larger chunk overshoots least. */
 constexpr uint64_t kTimeCheckFirst = 64;
 constexpr uint64_t kTimeCheckMax = 1024;
+constexpr uint64_t kTimeCheckGrowShare = 16;
 
 /* The batch size above which the worker takes part by default: the
  * crossover measured by tw-bench --loop (hand-off tables) on a 2-vCPU KVM
@@ -121,6 +129,14 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
         return r;
     if (!inbox_.init(config.inbox_capacity))
         return TW_ENOMEM;
+    r = open_descriptors();
+    return r < 0 ? r : attach(base);
+}
+
+/* The wake-up eventfd, the timerfd (built-in clock only) and the epoll
+ * descriptor over both. */
+int Loop::open_descriptors()
+{
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0)
         return fd_error();
@@ -148,12 +164,18 @@ int Loop::init(tw_loop *self, struct event_base *base, const tw_loop_config &con
         if (epoll_ctl(poll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0)
             return TW_ENOMEM;
     }
+    return 0;
+}
+
+/* The caller's base, or one of the loop's own, and the loop's events on it. */
+int Loop::attach(struct event_base *base)
+{
     if (!base) {
         /* libevent ends the process when a new base cannot get the
          * descriptors it needs (the epoll one, a pair for signals): refuse
          * cleanly when fewer are left.  Another thread may take them in
          * between; this is the common case of a process at its limit. */
-        if (!descriptors_left(3))
+        if (!descriptors_left(kBaseDescriptors))
             return TW_EMFILE;
         base = event_base_new();
         if (!base)
@@ -311,7 +333,7 @@ uint64_t Loop::dispatch(uint64_t started)
             budget_time_stops_++;
             return fired;
         }
-        if (chunk < kTimeCheckMax && (t < last || t - last < budget_ns_ / 16))
+        if (chunk < kTimeCheckMax && (t < last || t - last < budget_ns_ / kTimeCheckGrowShare))
             chunk *= 2;
         last = t;
     }

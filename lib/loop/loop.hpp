@@ -140,6 +140,8 @@ public:
     void cancel_inbox();
 
 private:
+    int open_descriptors();
+    int attach(struct event_base *base);
     static void on_timer(int fd, short what, void *arg);
     static void on_wake(int fd, short what, void *arg);
     /* catch_up: serve deadlines that pass meanwhile with more passes. */

@@ -23,6 +23,8 @@ constexpr uint64_t kCallerSpinNs = 50000;
  * never so small that the shared cursor costs more than the work. */
 constexpr size_t kChunks = 32;
 constexpr size_t kMinChunk = 16;
+/* A spin reads the clock once per this many rounds. */
+constexpr unsigned kSpinsPerClockRead = 64;
 
 void futex_wait(std::atomic<uint32_t> *word, uint32_t expected)
 {
@@ -55,7 +57,7 @@ bool spin(Done done, uint64_t spin_ns)
         if (done())
             return true;
         cpu_relax();
-        if (i % 64 == 0) {
+        if (i % kSpinsPerClockRead == 0) {
             uint64_t now = clock_ns(CLOCK_MONOTONIC);
             if (!until)
                 until = now + spin_ns;
