@@ -181,9 +181,9 @@ TW__PUBLIC int tw_wheel_foreach(tw_wheel *wheel, tw_timer_visit_fn *fn,
                                 void *ctx) TW__NOEXCEPT;
 /* Cancels every armed timer; *ret (may be NULL) counts them. */
 TW__PUBLIC int tw_wheel_cancel_all(tw_wheel *wheel, size_t *ret) TW__NOEXCEPT;
-/* A time never later than the earliest armed deadline: exact, unless the
- * earliest member of that timer's slot left and the slot holds over 240
- * timers, when it is the slot's start.  TW_ENOENT when nothing will fire. */
+/* A time never later than the earliest armed deadline, and usually that
+ * deadline (tw_wheel_advance(3) says when it is earlier).  TW_ENOENT when
+ * nothing will fire. */
 TW__PUBLIC int tw_wheel_next_deadline(const tw_wheel *wheel,
                                       uint64_t *ret) TW__NOEXCEPT;
 /* Moves the wheel's time to now_ns (earlier times are clamped) and runs the
@@ -193,9 +193,10 @@ TW__PUBLIC int tw_wheel_next_deadline(const tw_wheel *wheel,
  * from one of this wheel's callbacks. */
 TW__PUBLIC int tw_wheel_advance(tw_wheel *wheel, uint64_t now_ns) TW__NOEXCEPT;
 /* As tw_wheel_advance, but returns after at most max_callbacks callbacks
- * (0: no limit), or once it has moved 4 * max_callbacks timers between
- * levels; the timers still due stay due, in order, and fire first at the
- * next advance.  tw_wheel_next_deadline then answers a time <= now. */
+ * (0: no limit), or sooner once it has moved as many timers between levels
+ * as tw_wheel_advance(3) allows for that budget; the timers still due stay
+ * due, in order, and fire first at the next advance.
+ * tw_wheel_next_deadline then answers a time <= now. */
 TW__PUBLIC int tw_wheel_advance_max(tw_wheel *wheel, uint64_t now_ns,
                                     uint32_t max_callbacks) TW__NOEXCEPT;
 /* The wheel's time: the larger of the creation time and the last advance. */
@@ -237,8 +238,9 @@ typedef struct tw_loop_config {
     uint32_t batch_threshold; /* items above which a batch's pure work is shared
                                  with a worker thread; 0: the default, never
                                  below 64; UINT32_MAX: never */
-    uint64_t budget_ns;       /* time per loop turn, checked every 64 callbacks;
-                                 0: no limit; default 500 us */
+    uint64_t budget_ns;       /* time per loop turn, checked between chunks of
+                                 callbacks (tw_loop_new(3)); 0: no limit;
+                                 default 500 us */
 } tw_loop_config;
 
 typedef struct tw_loop_stats {
