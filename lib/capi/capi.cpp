@@ -3,6 +3,8 @@
  * the opaque handle, calls the core and maps the result to a TW_E* code.
  * The core is built without exceptions and reports allocation failure by
  * return value, so nothing can unwind through here.
+ *
+ * Uses: lib/wheel (the core of tw_wheel), lib/common.
  */
 #include <cstring>
 #include <new>

@@ -2,6 +2,9 @@
  * The C boundary of connections: argument checks, then the core.  A freed
  * connection's memory stays with its loop, so a call through a stale
  * pointer is refused (TW_EINVAL) until the slot is reused.
+ *
+ * Uses: lib/conn (Conn, ConnSet), lib/loop (the set a loop holds), lib/simd
+ * (the kernels behind tw_conn_id_shards and tw_conn_id_group), lib/common.
  */
 #include <cstring>
 #include <new>

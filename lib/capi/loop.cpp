@@ -2,6 +2,8 @@
  * The C boundary of the loop: argument checks, then the core.  Functions
  * other threads may call (the post family and tw_loop_stop) touch only the
  * inbox and atomics.
+ *
+ * Uses: lib/loop, lib/common; libevent, to break a running base.
  */
 #include <cstring>
 #include <new>

@@ -3,6 +3,9 @@
  * guard (a call that would change state from inside the notify callback
  * answers TW_EBUSY; a free there is deferred until the callback returns)
  * and the two timeout helpers of RFC 9000.
+ *
+ * Uses: lib/layers/recovery.hpp (the core, its handle and guards),
+ * lib/common.
  */
 #include <cstring>
 #include <new>

@@ -2,6 +2,8 @@
  * Stats and state structs cross the C boundary by size: the caller says in
  * struct_size how large its struct is (an older caller's is smaller), and
  * gets the fields both know, with struct_size set to the bytes written.
+ *
+ * Uses: nothing of the library; header-only.
  */
 #ifndef TW_COPY_OUT_HPP
 #define TW_COPY_OUT_HPP

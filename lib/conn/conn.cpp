@@ -1,3 +1,13 @@
+/*
+ * Connections, as conn.hpp lays them out: one connection's deadlines, its
+ * filing on the wheel and what is due at a wake-up (Conn); the set of a
+ * loop (ConnSet): chunks and their free list, the batch of connections
+ * fired by one advance in its two phases, the event queue of poll mode,
+ * and the two calls through which the loop reaches the set.
+ *
+ * Uses: as conn.hpp, and layers/recovery-layer.hpp for the hand-over of a
+ * recovery's notify callback.
+ */
 #include "conn/conn.hpp"
 #include "common/copy-out.hpp"
 #include "layers/recovery-layer.hpp"

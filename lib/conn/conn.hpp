@@ -34,6 +34,11 @@
  * Connections live in chunks that never move and are recycled through a
  * free list with a generation, so batch and queue entries recognise a
  * connection freed (and perhaps reused) since they were taken.
+ *
+ * Uses: lib/loop (a connection's wheel timer is a loop timer; large
+ * batches go to the loop's worker), lib/layers (the layers a connection
+ * holds), lib/common.  The loop reaches the set only through
+ * conns_after_advance and conns_free (loop/loop.hpp).
  */
 #ifndef TW_CONN_HPP
 #define TW_CONN_HPP

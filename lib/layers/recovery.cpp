@@ -2,6 +2,8 @@
  * RFC 9002 loss detection and RFC 6298 retransmission timeout.  Function
  * names in comments are those of RFC 9002 Appendix A; where this code
  * differs from the pseudocode, the comment says why.
+ *
+ * Uses: layers/recovery.hpp, lib/common.
  */
 #include "layers/recovery.hpp"
 #include "common/arith.hpp"

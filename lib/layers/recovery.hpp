@@ -22,6 +22,10 @@
  * means no deadline.  Times that go backwards are clamped to the latest
  * seen.  Spurious losses (a lost packet acked later) are not detected:
  * lost records are dropped as the RFC's pseudocode drops them.
+ *
+ * Uses: tickwheel.h (types and constants) only: it reads no clock and
+ * arms no timer.  lib/capi wraps it; layers/recovery-layer.cpp makes it a
+ * connection layer.
  */
 #ifndef TW_LAYERS_RECOVERY_HPP
 #define TW_LAYERS_RECOVERY_HPP

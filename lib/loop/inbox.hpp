@@ -8,6 +8,8 @@
  * lock, no allocation after construction; a full ring refuses (the caller
  * decides between failing and waiting).  Commands of one producer come out
  * in the order it pushed them.
+ *
+ * Uses: nothing of the library; header-only.
  */
 #ifndef TW_INBOX_HPP
 #define TW_INBOX_HPP

@@ -1,3 +1,11 @@
+/*
+ * The loop, as loop.hpp lays it out: its descriptors and base, the clock
+ * and suspends, a turn (the inbox, the budgeted dispatch, catch-up
+ * passes), the setting of the timer descriptor, the hand-off of batches
+ * to the worker, and the producers' side of the inbox.
+ *
+ * Uses: as loop.hpp; epoll, eventfd and timerfd.
+ */
 #include "loop/loop.hpp"
 #include "common/clock.hpp"
 #include "common/copy-out.hpp"

@@ -15,6 +15,10 @@
  * The default clock is CLOCK_MONOTONIC plus the time spent suspended since
  * the loop was created (the growth of CLOCK_BOOTTIME - CLOCK_MONOTONIC), so
  * timers that fell due during a suspend fire at once on resume.
+ *
+ * Uses: lib/wheel (the timers), loop/inbox.hpp, loop/worker.hpp,
+ * lib/common; libevent.  lib/conn only through the two calls declared
+ * below, conns_after_advance and conns_free.
  */
 #ifndef TW_LOOP_HPP
 #define TW_LOOP_HPP

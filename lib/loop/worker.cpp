@@ -1,3 +1,9 @@
+/*
+ * The worker thread, as worker.hpp lays it out: its start and stop, the
+ * spin-then-futex waits on both sides of a batch, and the chunk cursor.
+ *
+ * Uses: lib/common/clock.hpp; pthreads and Linux futexes.
+ */
 #include "loop/worker.hpp"
 #include "common/clock.hpp"
 

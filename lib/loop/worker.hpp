@@ -17,6 +17,9 @@
  * the worker holds.  No lock, no allocation per batch, no sleep as
  * synchronisation.  If the thread cannot be started, split returns false
  * having run nothing, and the caller runs the batch itself.
+ *
+ * Uses: nothing of the library but lib/common's clock read (in
+ * worker.cpp); pthreads and Linux futexes.
  */
 #ifndef TW_WORKER_HPP
 #define TW_WORKER_HPP

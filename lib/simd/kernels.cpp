@@ -9,6 +9,8 @@
  * A short tail (fewer elements than lanes) is copied into a padded vector
  * and goes through the same instructions, so no scalar tail code exists to
  * drift from the vector code.
+ *
+ * Uses: simd/simd.hpp and SIMDe.
  */
 #include <simde/x86/avx2.h>
 

@@ -1,6 +1,8 @@
 /*
  * The scalar twins, the run-time choice of a variant, and the grouping
  * built on the bucket kernel.
+ *
+ * Uses: simd/simd.hpp only.
  */
 #include "simd/simd.hpp"
 

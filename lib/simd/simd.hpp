@@ -25,6 +25,9 @@
  *
  * Nothing here allocates or keeps state; kernels() resolves once, on first
  * use, which variant this process runs.
+ *
+ * Uses: nothing of the library.  lib/wheel (batch scheduling) and
+ * lib/capi (tw_conn_id_shards, tw_conn_id_group) call it.
  */
 #ifndef TW_SIMD_HPP
 #define TW_SIMD_HPP
