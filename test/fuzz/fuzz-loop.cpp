@@ -210,6 +210,8 @@ struct State {
     unsigned plain_fired = 0;   /* plain timer callbacks of the turn */
     unsigned freed = 0;         /* connections freed in the turn */
     uint32_t budget = 0;        /* the loop's budget_callbacks */
+    unsigned posts = 0;         /* posted functions not yet run */
+    bool freeing = false;       /* inside tw_loop_free */
     uint32_t next_id = 1;
     Conn conns[kConns];
     Rec recs[kRecs];
@@ -590,6 +592,15 @@ void add_layer(unsigned i)
     }
 }
 
+/* A frame handle taken through connection i: from one of its recoveries. */
+void take_frame(unsigned i, uint64_t frame)
+{
+    unsigned owner = unsigned(frame >> 48) - 1;
+    CHECK(owner < kRecs && S.recs[owner].conn == int(i), "frame %llx from no layer of conn %u",
+          (u64)frame, i);
+    rec_frame(S.recs[owner], frame);
+}
+
 /* One operation on connection i, from ctx.  Only what the pages allow
  * there: any arm, disarm or free, from anywhere. */
 void conn_op(unsigned i, Context ctx)
@@ -692,6 +703,10 @@ void conn_op(unsigned i, Context ctx)
         uint64_t next;
         int e = tw_conn_next_deadline(c.h, &next);
         CHECK(e == 0 || e == TW_ENOENT, "next_deadline: %d", e);
+        uint64_t frames[4];
+        size_t n = tw_conn_take_frames(c.h, frames, 1 + S.in.below(4));
+        for (size_t j = 0; j < n; j++)
+            take_frame(i, frames[j]);
         break;
     }
     }
@@ -763,6 +778,10 @@ void conn_cb(const tw_conn_event *e, void *userdata)
     take_event(e, false);
     unsigned self = unsigned(static_cast<Conn *>(userdata) - S.conns);
     conn_act(int(self), kInConn);
+    /* Its processing is over: exact at every moment, inside the turn too. */
+    Conn &c = S.conns[self];
+    if (c.live && c.h == e->conn && !S.loop_going)
+        check_conn(c, self);
 }
 
 /* What a callback does: a few operations on any connection, a new one,
@@ -786,7 +805,7 @@ void conn_act(int self, Context ctx)
             S.clock = sat_add(S.clock, S.in.bytes(1) * 10000);
         } else if (what == 13 && S.in.below(8) == 0) {
             tw_loop_free(S.loop);
-            S.loop_going = true;
+            S.loop_going = S.freeing = true;
         }
     }
 }
@@ -844,6 +863,67 @@ void timer_op(unsigned i)
     t.deadline = at;
 }
 
+/* ---- posted functions ------------------------------------------------------ */
+
+/* A function posted from the loop's own thread: it runs at the start of
+ * the next turn, before the timers, or is cancelled when the loop is
+ * freed; either way exactly once.  Cancelled, it may still use and free
+ * the loop's connections. */
+void posted(tw_loop *loop, int status, void *userdata)
+{
+    (void)userdata;
+    CHECK(S.posts > 0, "a posted function ran twice");
+    S.posts--;
+    if (status == TW_ECANCELED) {
+        CHECK(S.freeing, "a posted function cancelled while the loop lives");
+        unsigned i = S.in.below(kConns);
+        Conn &c = S.conns[i];
+        if (!c.live)
+            return;
+        unsigned kind = S.in.below(TW_CONN_KINDS);
+        switch (S.in.below(3)) {
+        case 0: {
+            uint64_t at = sat_add(S.clock, duration(S.in));
+            CHECK(tw_conn_arm(c.h, kind, at) == 0, "arm from a cancelled post");
+            kind_set(c, kind, true, at, kOutside);
+            break;
+        }
+        case 1:
+            CHECK(tw_conn_disarm(c.h, kind) == (c.k[kind].armed ? 0 : TW_ENOENT),
+                  "disarm from a cancelled post");
+            kind_set(c, kind, false, kNever, kOutside);
+            break;
+        default:
+            conn_free(i);
+        }
+        return;
+    }
+    CHECK(status == 0 && loop == S.loop && S.in_turn && !S.loop_going,
+          "a posted function ran outside a turn (status %d)", status);
+    CHECK(tw_loop_now(loop) == S.t, "a posted function saw %llu in the turn of %llu",
+          (u64)tw_loop_now(loop), (u64)S.t);
+    S.user_calls++;
+    conn_act(-1, kInPlain);
+}
+
+void post()
+{
+    if (S.posts >= 4)
+        return;
+    CHECK(tw_loop_post(S.loop, posted, nullptr) == 0, "post refused");
+    S.posts++;
+}
+
+/* Frees the loop from outside a turn: cancelled posts run inside. */
+void free_loop()
+{
+    S.freeing = true;
+    tw_loop_free(S.loop);
+    S.freeing = false;
+    S.loop = nullptr;
+    CHECK(S.posts == 0, "%u posted functions neither run nor cancelled", S.posts);
+}
+
 /* ---- turns ---------------------------------------------------------------- */
 
 void turn()
@@ -890,8 +970,11 @@ void turn()
     CHECK(ran >= 0, "tw_loop_process: %d", ran);
     if (S.loop_going) {
         S.loop = nullptr;
+        S.freeing = false;
+        CHECK(S.posts == 0, "%u posted functions neither run nor cancelled", S.posts);
         return;
     }
+    CHECK(S.posts == 0, "%u posted functions not run by the turn", S.posts);
     tw_loop_stats_get(S.loop, &ls1);
     tw_conn_stats_get(S.loop, &cs1);
     CHECK(uint64_t(ran) == S.plain_fired + (cs1.wakeups - cs0.wakeups),
@@ -997,12 +1080,8 @@ void check_by_hand(unsigned i)
     CHECK(fired == (any ? 1 : 0), "check_all returned %d", fired);
     CHECK(r.frames_n <= 4 && r.frames_more == (r.frames_n == 4), "check_all frames %zu, more %d",
           r.frames_n, r.frames_more);
-    for (size_t j = 0; j < r.frames_n; j++) {
-        unsigned owner = unsigned(frames[j] >> 48) - 1;
-        CHECK(owner < kRecs && S.recs[owner].conn == int(i), "frame %llx from no layer of conn %u",
-              (u64)frames[j], i);
-        rec_frame(S.recs[owner], frames[j]);
-    }
+    for (size_t j = 0; j < r.frames_n; j++)
+        take_frame(i, frames[j]);
     for (unsigned l = 0; l < c.nlayers; l++)
         if (c.layer_rec[l] >= 0)
             rec_drain(S.recs[c.layer_rec[l]]);
@@ -1097,18 +1176,18 @@ void run(const uint8_t *data, size_t size)
         } else if (what == 28) {
             turn();
         } else if (what == 29) {
-            tw_loop_free(S.loop);
-            S.loop = nullptr;
+            if (S.in.below(4))
+                post();
+            else
+                free_loop();
         } else {
             check_outside();
         }
         if (S.loop)
             check_outside();
     }
-    if (S.loop) {
-        tw_loop_free(S.loop);
-        S.loop = nullptr;
-    }
+    if (S.loop)
+        free_loop();
     /* The connections went with the loop; the layers are the caller's. */
     for (auto &c : S.conns)
         c.live = false;
