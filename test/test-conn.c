@@ -1234,6 +1234,92 @@ static void test_next_deadline_exact_across_callbacks(void **state)
     tw_conn_free(b);
 }
 
+/* An impure layer's check may free its own connection, or the loop: the
+ * connection's event then goes nowhere, and a connection that takes the
+ * freed one's place is not disturbed by what the old one left. */
+struct freeing_layer {
+    uint64_t deadline;
+    tw_conn *conn;
+    int free_conn, free_loop;
+};
+
+static uint64_t freeing_next(const void *layer)
+{
+    return ((const struct freeing_layer *)layer)->deadline;
+}
+
+static uint32_t freeing_check(void *layer, uint64_t now_ns)
+{
+    struct freeing_layer *l = layer;
+    if (l->deadline > now_ns)
+        return 0;
+    l->deadline = TW_NEVER;
+    if (l->free_conn)
+        tw_conn_free(l->conn);
+    if (l->free_loop)
+        tw_loop_free(LOOP);
+    return 1;
+}
+
+static const tw_layer_ops FREEING_OPS = {sizeof(tw_layer_ops), "freeing", freeing_next,
+                                         freeing_check, NULL, 0, NULL};
+
+static void test_impure_check_frees(void **state)
+{
+    (void)state;
+    start();
+    memset(&SEEN, 0, sizeof(SEEN));
+    struct freeing_layer l = {T0 + MS, NULL, 1, 0};
+    unsigned n;
+    /* The connection is freed by its own check, with kinds still armed for
+     * later: no event, and nothing of it stays in the wheel. */
+    l.conn = conn_new(1, record, NULL);
+    assert_int_equal(tw_conn_add_layer(l.conn, &FREEING_OPS, &l, &n), 0);
+    assert_int_equal(tw_conn_arm(l.conn, TW_CONN_IDLE, T0 + MS), 0);
+    assert_int_equal(tw_conn_arm(l.conn, TW_CONN_CLOSE, T0 + 5 * MS), 0);
+    turn_at(T0 + MS);
+    assert_int_equal(SEEN.n, 0);
+    assert_int_equal(stats().live, 0);
+    uint64_t d;
+    assert_int_equal(tw_loop_next_deadline(LOOP, &d), TW_ENOENT);
+    /* The same slot, a new connection: it fires at its own deadline only. */
+    tw_conn *b = conn_new(2, record, NULL);
+    assert_int_equal(tw_conn_arm(b, TW_CONN_KEEPALIVE, T0 + 9 * MS), 0);
+    turn_at(T0 + 5 * MS);
+    assert_int_equal(SEEN.n, 0);
+    assert_int_equal(conn_next(b), T0 + 9 * MS);
+    assert_int_equal(loop_next(), T0 + 9 * MS);
+    turn_at(T0 + 9 * MS);
+    assert_int_equal(SEEN.n, 1);
+    assert_ptr_equal(SEEN.ev[0].conn, b);
+    assert_int_equal(SEEN.ev[0].events[0], BIT(TW_CONN_KEEPALIVE));
+    tw_conn_free(b);
+
+    /* The same by hand. */
+    l.deadline = T0 + 10 * MS;
+    l.conn = conn_new(3, record, NULL);
+    assert_int_equal(tw_conn_add_layer(l.conn, &FREEING_OPS, &l, &n), 0);
+    assert_int_equal(tw_conn_arm(l.conn, TW_CONN_CLOSE, T0 + 20 * MS), 0);
+    tw_conn_result r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(tw_conn_check_all(l.conn, T0 + 10 * MS, &r), 1);
+    assert_int_equal(r.events[1], 1);
+    assert_int_equal(stats().live, 0);
+    assert_int_equal(tw_loop_next_deadline(LOOP, &d), TW_ENOENT);
+
+    /* The loop, freed by a check: the turn delivers nothing more. */
+    l.deadline = T0 + 30 * MS;
+    l.free_conn = 0;
+    l.free_loop = 1;
+    l.conn = conn_new(4, record, NULL);
+    assert_int_equal(tw_conn_add_layer(l.conn, &FREEING_OPS, &l, &n), 0);
+    assert_int_equal(tw_conn_arm(l.conn, TW_CONN_IDLE, T0 + 30 * MS), 0);
+    FAKE = T0 + 30 * MS;
+    assert_true(tw_loop_process(LOOP) >= 0);
+    LOOP = NULL;
+    assert_int_equal(SEEN.n, 1);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -2131,6 +2217,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_never_fires_at_the_end_of_time, teardown),
         cmocka_unit_test_teardown(test_slack_past_the_end_of_time, teardown),
         cmocka_unit_test_teardown(test_next_deadline_exact_across_callbacks, teardown),
+        cmocka_unit_test_teardown(test_impure_check_frees, teardown),
         cmocka_unit_test_teardown(test_bad_input, teardown),
         cmocka_unit_test_teardown(test_stats_struct_size, teardown),
         cmocka_unit_test_teardown(test_random_model, teardown),

@@ -246,23 +246,49 @@ bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
             any = true;
         }
     }
+    const uint32_t was = gen;
     for (unsigned l = 0; l < nlayers; l++) {
         Layer &y = layers[l];
         if (y.pure() == impure || !y.due(now))
             continue;
-        uint32_t got = y.check(now);
-        next_valid = false;
-        ev[l + 1] |= got;
-        any = any || got;
+        if (!impure) {
+            uint32_t got = y.check(now);
+            next_valid = false;
+            ev[l + 1] |= got;
+            any = any || got;
+            continue;
+        }
+        /* Layer::check's rounds, stopping as soon as a check freed this
+         * connection (its layers may be gone with it) or the loop. */
+        for (unsigned round = 0; round < Layer::kChecksPerWake && y.due(now); round++) {
+            uint32_t got = y.ops->check(y.obj, now);
+            ev[l + 1] |= got;
+            any = any || got;
+            if (gone(was))
+                return any;
+            y.refresh();
+            next_valid = false;
+        }
     }
     return any;
+}
+
+bool Conn::gone(uint32_t was) const
+{
+    return !live || gen != was || set->loop()->free_requested();
 }
 
 int Conn::check_all(uint64_t now, tw_conn_result *ret)
 {
     std::memset(ret->events, 0, sizeof(ret->events));
+    const uint32_t was = gen;
     bool any = collect(now, ret->events, false);
     any = collect(now, ret->events, true) || any;
+    if (gone(was)) {
+        ret->frames_n = 0;
+        ret->frames_more = 0;
+        return any ? 1 : 0;
+    }
     ret->frames_n = ret->frames ? take_frames(ret->frames, ret->frames_cap) : 0;
     ret->frames_more = ret->frames_cap && ret->frames_n == ret->frames_cap;
     if (!busy) {
@@ -483,6 +509,9 @@ bool ConnSet::fire(Fired &f, uint64_t now)
     wakeups_++;
     bool any = any_fired(f.ev);
     any = c->collect(now, f.ev, true) || any;
+    /* Freed by one of its own checks, or the loop with it: no event. */
+    if (c->gone(f.gen))
+        return true;
     c->busy = false;
     for (unsigned l = 0; l < c->nlayers; l++)
         if (c->dirty & (1u << l)) {

@@ -106,8 +106,13 @@ struct Conn {
     uint64_t latest();
     uint64_t target();
     int arm_slow(unsigned kind, uint64_t old);
-    /* Kinds due at now (disarmed) into ev[0], pure or all layers' checks. */
+    /* Kinds due at now (disarmed) into ev[0], pure or all layers' checks.
+     * An impure check may free the connection, or the loop: collect then
+     * returns at once, and the caller sees it by gone(). */
     bool collect(uint64_t now, uint32_t *ev, bool impure);
+    /* Freed (perhaps reused) since its generation was gen, or its loop is
+     * being freed: nothing more is done for it. */
+    bool gone(uint32_t was) const;
     /* tw_conn_check_all: everything due at now, by hand. */
     int check_all(uint64_t now, tw_conn_result *ret);
     size_t take_frames(uint64_t *frames, size_t cap);
