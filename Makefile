@@ -11,7 +11,7 @@ FUZZ_SECONDS ?=
 FUZZ_CORPUS ?= /var/tmp/tickwheel-fuzz
 
 PACKAGES := g++ binutils pkg-config meson ninja-build libevent-dev libev-dev libuv1-dev \
-	libsimde-dev libcmocka-dev hyperfine mandoc clang libclang-rt-dev python3
+	libsimde-dev libcmocka-dev hyperfine mandoc clang libclang-rt-dev python3 cmake
 
 .PHONY: all deps run test fuzz bench install clean
 
@@ -71,8 +71,12 @@ fuzz: deps $(FUZZBUILD)/build.ninja
 bench: deps all
 	tools/bench.sh $(BUILD)/tools/tw-bench
 
-install: all
-	$(MESON) install -C $(BUILD)
+# Into PREFIX (meson's default, /usr/local, when not given; a given one
+# stays set in $(BUILD)), staged under DESTDIR when given.
+install: $(BUILD)/build.ninja
+	$(if $(PREFIX),$(MESON) configure $(BUILD) -Dprefix=$(abspath $(PREFIX)))
+	ninja -C $(BUILD)
+	$(MESON) install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 clean:
 	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD) $(PORTBUILD) $(FUZZBUILD)
