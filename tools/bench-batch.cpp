@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "due-mask.hpp"
 #include "simd/simd.hpp"
 #include "wheel/wheel.hpp"
 
@@ -161,6 +162,7 @@ bool pass(const tw::simd::Kernels &k, std::size_t size, Data &d, Table &table)
     p.cur = 0;
     std::size_t due = 0, largest = 0;
     std::vector<double> lists, masks, groups;
+    const due_mask::Fn mask = due_mask::find(k.name);
     for (int round = 0; round < kRounds; round++) {
         Clock::time_point start = Clock::now();
         for (std::size_t at = 0; at < kTimers; at += size)
@@ -168,8 +170,7 @@ bool pass(const tw::simd::Kernels &k, std::size_t size, Data &d, Table &table)
         lists.push_back(ns_since(start, kTimers));
         start = Clock::now();
         for (std::size_t at = 0; at < kTimers; at += size)
-            due += k.due_mask(size, d.deadlines.data() + at, 15000 * kMs,
-                              d.mask.data() + at / 64);
+            due += mask(size, d.deadlines.data() + at, 15000 * kMs, d.mask.data() + at / 64);
         masks.push_back(ns_since(start, kTimers));
         start = Clock::now();
         for (std::size_t at = 0; at < kTimers; at += size)

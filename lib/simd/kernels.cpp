@@ -10,12 +10,13 @@
  * and goes through the same instructions, so no scalar tail code exists to
  * drift from the vector code.
  *
- * Uses: simd/simd.hpp and SIMDe.
+ * Uses: simd/simd.hpp, simd/lanes.hpp and SIMDe.
  */
 #include <simde/x86/avx2.h>
 
 #include <cstring>
 
+#include "simd/lanes.hpp"
 #include "simd/simd.hpp"
 
 #ifndef TW_SIMD_VARIANT
@@ -26,19 +27,6 @@ namespace tw {
 namespace simd {
 
 namespace {
-
-typedef simde__m256i v256;
-
-inline v256 load(const void *p) { return simde_mm256_loadu_si256(static_cast<const v256 *>(p)); }
-inline void store(void *p, v256 v) { simde_mm256_storeu_si256(static_cast<v256 *>(p), v); }
-inline v256 u64(uint64_t x) { return simde_mm256_set1_epi64x(int64_t(x)); }
-
-/* Unsigned a > b per 64-bit lane, as a lane mask (AVX2 compares signed). */
-inline v256 gt_u64(v256 a, v256 b)
-{
-    const v256 sign = u64(UINT64_C(1) << 63);
-    return simde_mm256_cmpgt_epi64(simde_mm256_xor_si256(a, sign), simde_mm256_xor_si256(b, sign));
-}
 
 /* The high 64 bits of a * b per lane, and the low ones in *lo, from four
  * 32 x 32 -> 64-bit products. */
@@ -109,42 +97,6 @@ void lists(const ListParams &p, size_t n, const uint64_t *deadlines, uint32_t *r
     }
 }
 
-/* Four due bits: deadline <= now. */
-inline unsigned due4(v256 d, v256 now)
-{
-    unsigned late = unsigned(simde_mm256_movemask_pd(simde_mm256_castsi256_pd(gt_u64(d, now))));
-    return ~late & 0xfu;
-}
-
-size_t due_mask(size_t n, const uint64_t *deadlines, uint64_t now, uint64_t *ret)
-{
-    const v256 vnow = u64(now);
-    size_t due = 0, k = 0;
-    for (; k + 64 <= n; k += 64) {
-        uint64_t m = 0;
-        for (unsigned g = 0; g < 16; g++)
-            m |= uint64_t(due4(load(deadlines + k + 4 * g), vnow)) << (4 * g);
-        ret[k / 64] = m;
-        due += size_t(__builtin_popcountll(m));
-    }
-    if (k < n) {
-        uint64_t m = 0;
-        unsigned g = 0;
-        for (; k + 4 <= n; k += 4, g++)
-            m |= uint64_t(due4(load(deadlines + k), vnow)) << (4 * g);
-        if (k < n) {
-            uint64_t in[4] = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
-            std::memcpy(in, deadlines + k, (n - k) * sizeof(*in));
-            /* UINT64_MAX pads are due only at now = UINT64_MAX: mask them. */
-            unsigned bits = due4(load(in), vnow) & ((1u << (n - k)) - 1);
-            m |= uint64_t(bits) << (4 * g);
-        }
-        ret[(n - 1) / 64] = m;
-        due += size_t(__builtin_popcountll(m));
-    }
-    return due;
-}
-
 inline v256 hash8(v256 x)
 {
     x = simde_mm256_xor_si256(x, simde_mm256_srli_epi32(x, 16));
@@ -194,8 +146,7 @@ void buckets(size_t n, const uint32_t *ids, uint32_t nbuckets, uint32_t *ret)
 #define TW_SIMD_STR2(x) #x
 #define TW_SIMD_STR(x) TW_SIMD_STR2(x)
 
-extern const Kernels TW_SIMD_VARIANT = {TW_SIMD_STR(TW_SIMD_VARIANT), lists, due_mask, hash_ids,
-                                        buckets};
+extern const Kernels TW_SIMD_VARIANT = {TW_SIMD_STR(TW_SIMD_VARIANT), lists, hash_ids, buckets};
 
 } // namespace simd
 } // namespace tw

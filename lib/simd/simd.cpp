@@ -40,20 +40,6 @@ void lists_scalar(const ListParams &p, size_t n, const uint64_t *deadlines, uint
     }
 }
 
-size_t due_mask_scalar(size_t n, const uint64_t *deadlines, uint64_t now, uint64_t *ret)
-{
-    size_t due = 0;
-    for (size_t w = 0; w < (n + 63) / 64; w++) {
-        uint64_t m = 0;
-        size_t end = n - w * 64 < 64 ? n - w * 64 : 64;
-        for (size_t b = 0; b < end; b++)
-            m |= uint64_t(deadlines[w * 64 + b] <= now) << b;
-        ret[w] = m;
-        due += size_t(__builtin_popcountll(m));
-    }
-    return due;
-}
-
 void hash_ids_scalar(size_t n, const uint32_t *ids, uint32_t *ret)
 {
     for (size_t k = 0; k < n; k++)
@@ -68,8 +54,7 @@ void buckets_scalar(size_t n, const uint32_t *ids, uint32_t nbuckets, uint32_t *
 
 } // namespace
 
-const Kernels scalar = {"scalar", lists_scalar, due_mask_scalar, hash_ids_scalar,
-                        buckets_scalar};
+const Kernels scalar = {"scalar", lists_scalar, hash_ids_scalar, buckets_scalar};
 
 bool avx2_supported()
 {
@@ -105,11 +90,10 @@ const Kernels *find(const char *name)
 }
 
 /*
- * The default, from tw-bench --batch on a 2-vCPU EPYC guest (ns per
- * deadline, one run, median of 5): the list kernel costs 2.5 on AVX2, 3.2
- * scalar, 9.4 on SIMDe's SSE2 emulation and 16-17 in its portable C; the
- * due mask 0.2, 0.7, 0.7 and 0.75.  So native AVX2 where the CPU has it,
- * else the scalar twins.  In a build with SIMDE_NO_NATIVE the "avx2"
+ * The default, from tw-bench-internal --batch on a 2-vCPU EPYC guest (ns
+ * per deadline, one run, median of 5): the list kernel costs 2.5 on AVX2,
+ * 3.2 scalar, 9.4 on SIMDe's SSE2 emulation and 16-17 in its portable C.
+ * So native AVX2 where the CPU has it, else the scalar twins.  In a build with SIMDE_NO_NATIVE the "avx2"
  * variant is SIMDe's portable C too, and is what runs: that build exists
  * to put the portable path under the whole test suite.
  */

@@ -16,8 +16,6 @@
  *              tick and cur differ, slot = the tick's group L.  Ticks are
  *              deadline / tick by the wheel's divider: a shift, or the high
  *              half of a 64 x 128-bit multiply by a reciprocal.
- *   due_mask   bit k of ret[k / 64] set when deadlines[k] <= now; returns
- *              how many.
  *   hash_ids   a 32-bit mix (murmur3's finaliser) of each id.
  *   buckets    the bucket of each id among nbuckets: (hash * nbuckets) >> 32,
  *              uniform for any nbuckets, no division.
@@ -55,7 +53,6 @@ constexpr uint32_t kNeverList = kDueList + 1;
 struct Kernels {
     const char *name;
     void (*lists)(const ListParams &p, size_t n, const uint64_t *deadlines, uint32_t *ret);
-    size_t (*due_mask)(size_t n, const uint64_t *deadlines, uint64_t now, uint64_t *ret);
     void (*hash_ids)(size_t n, const uint32_t *ids, uint32_t *ret);
     void (*buckets)(size_t n, const uint32_t *ids, uint32_t nbuckets, uint32_t *ret);
 };
