@@ -640,7 +640,8 @@ TW__PUBLIC int tw_conn_add_layer(tw_conn *conn, const tw_layer_ops *ops, void *l
 /* Adds recovery as a layer, pure (a large batch may check it on the loop's
  * worker thread), and takes over its notify callback to keep it marked
  * dirty, until the connection is freed (by tw_conn_free or with its
- * loop).  recovery must outlive the connection. */
+ * loop).  recovery must outlive the connection; TW_EINVAL while it is a
+ * layer of a connection already. */
 TW__PUBLIC int tw_conn_add_recovery(tw_conn *conn, tw_recovery *recovery,
                                     unsigned *ret) TW__NOEXCEPT;
 /* The name and counters of layer (1 ..): up to cap into out; returns how

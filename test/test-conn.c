@@ -1320,6 +1320,36 @@ static void test_impure_check_frees(void **state)
     assert_int_equal(SEEN.n, 1);
 }
 
+/* A reliability layer is the layer of one connection at a time: a second
+ * connection would take its notify callback from the first, whose cached
+ * deadline would then go stale.  Once the first is freed, it may move. */
+static void test_recovery_on_one_connection(void **state)
+{
+    (void)state;
+    start();
+    memset(&SEEN, 0, sizeof(SEEN));
+    tw_recovery *r = NULL;
+    assert_int_equal(tw_recovery_new(NULL, &r), 0);
+    tw_conn *a = conn_new(1, record, NULL);
+    tw_conn *b = conn_new(2, record, NULL);
+    unsigned n;
+    assert_int_equal(tw_conn_add_recovery(a, r, &n), 0);
+    assert_int_equal(tw_conn_add_recovery(b, r, &n), TW_EINVAL);
+    assert_int_equal(tw_conn_layer_stats(b, 1, NULL, NULL, 0), TW_EINVAL);
+    /* a still hears of every move of the deadline. */
+    assert_int_equal(tw_recovery_on_sent(r, TW_PN_INITIAL, 0, T0, 1200,
+                                         TW_RECOVERY_ACK_ELICITING, 7), 0);
+    uint64_t pto;
+    assert_int_equal(tw_recovery_next_deadline(r, &pto), 0);
+    assert_int_equal(conn_next(a), pto);
+    tw_conn_free(a);
+    assert_int_equal(tw_conn_add_recovery(b, r, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(conn_next(b), pto);
+    tw_conn_free(b);
+    tw_recovery_free(r);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -2218,6 +2248,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_slack_past_the_end_of_time, teardown),
         cmocka_unit_test_teardown(test_next_deadline_exact_across_callbacks, teardown),
         cmocka_unit_test_teardown(test_impure_check_frees, teardown),
+        cmocka_unit_test_teardown(test_recovery_on_one_connection, teardown),
         cmocka_unit_test_teardown(test_bad_input, teardown),
         cmocka_unit_test_teardown(test_stats_struct_size, teardown),
         cmocka_unit_test_teardown(test_random_model, teardown),

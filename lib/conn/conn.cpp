@@ -211,6 +211,10 @@ int Conn::add_recovery(tw_recovery *recovery, unsigned *ret)
     for (unsigned l = 0; l < nlayers; l++)
         if (layers[l].obj == recovery)
             return TW_EINVAL;
+    /* A layer of another connection: taking its notify callback would
+     * leave that one's cached deadline stale. */
+    if (recovery_layer_notified(recovery) == on_recovery_moved)
+        return TW_EINVAL;
     int r = add_layer(&kRecoveryLayer, recovery, ret);
     if (r == 0)
         recovery_layer_notify(recovery, on_recovery_moved, this);

@@ -81,4 +81,9 @@ void recovery_layer_notify(tw_recovery *recovery, tw_recovery_notify_fn *fn, voi
         recovery->core.set_notify(fn, userdata);
 }
 
+tw_recovery_notify_fn *recovery_layer_notified(const tw_recovery *recovery)
+{
+    return recovery->core.notify_fn();
+}
+
 } // namespace tw

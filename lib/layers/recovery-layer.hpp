@@ -25,6 +25,8 @@ extern const tw_layer_ops kRecoveryLayer;
 /* Points recovery's notify callback at fn(recovery, userdata), or at
  * nothing with fn NULL (the connection gives it back when freed). */
 void recovery_layer_notify(tw_recovery *recovery, tw_recovery_notify_fn *fn, void *userdata);
+/* The notify callback recovery has now, NULL when none. */
+tw_recovery_notify_fn *recovery_layer_notified(const tw_recovery *recovery);
 
 } // namespace tw
 

@@ -134,6 +134,7 @@ public:
     void stats(tw_recovery_stats *ret) const;
 
     bool notifying() const { return notifying_; }
+    tw_recovery_notify_fn *notify_fn() const { return notify_; }
     bool free_requested() const { return free_requested_; }
     void request_free() { free_requested_ = true; }
 
