@@ -16,6 +16,8 @@
  * covers hours in seconds on an injected clock.  The report ends with the
  * figures that matter: timers armed, fired and lazily skipped, wheel
  * operations, retransmissions, lateness, wake-ups, CPU and memory.
+ *
+ * Uses: the library through tickwheel.h alone; tools/common/clock.h.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "tickwheel.h"
 
 #define MS UINT64_C(1000000)
@@ -116,18 +119,9 @@ static uint64_t around(uint64_t base, uint64_t spread)
     return base + off >= spread ? base + off - spread : 0;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t cpu_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
+    return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static long max_rss_kib(void)

@@ -84,7 +84,7 @@ constexpr uint64_t kTimeCheckMax = 1024;
 constexpr uint64_t kTimeCheckGrowShare = 16;
 
 /* The batch size above which the worker takes part by default: the
- * crossover measured by tw-bench --loop (hand-off tables) on a 2-vCPU KVM
+ * crossover measured by tw-bench-internal --handoff on a 2-vCPU KVM
  * guest for ~80 ns per item (a layer check of a connection).  Cold, the
  * worker asleep and woken by a futex (~15 us there): even at 1024 items,
  * 0.63 of the direct time at 4096.  Warm, back to back: ahead from 32. */

@@ -6,7 +6,7 @@
  * The SIMDe source (kernels.cpp) is compiled three times: with -mavx2
  * (native AVX2, chosen at run time when the CPU has it), with the build's
  * own flags (SIMDe emulates AVX2 on SSE2), and with SIMDE_NO_NATIVE (SIMDe's
- * portable C, which the tests and tw-bench can name).  Every variant gives
+ * portable C, which the tests and tw-bench-internal can name).  Every variant gives
  * results identical to the scalar twin for every input; test-simd checks it.
  *
  * The kernels:

@@ -1,12 +1,14 @@
 /*
- * tw-bench adapter: libev 4.  One ev_timer per timer, in an array, on a loop
+ * tw-bench peer adapter: libev 4.  One ev_timer per timer, in an array, on a loop
  * of its own (ev_loop_new, never the default loop).  A reschedule sets the
  * watcher's repeat to the new delay and calls ev_timer_again, the re-arm
  * libev's manual recommends; nothing fires during W3, so the repeat never
  * takes effect.  Timers are armed against the loop's cached time
  * (ev_now_update once per in_loop), as from a callback.
+ *
+ * Uses: peers.hpp; libev 4 (ev.h).
  */
-#include "bench-workloads.hpp"
+#include "peers.hpp"
 
 #include <ev.h>
 

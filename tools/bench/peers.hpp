@@ -1,8 +1,11 @@
 /*
- * tw-bench: the five workloads and the memory measurement, written once as
- * templates over an implementation adapter.  Each adapter is a class with
- * these members; the templates are instantiated once per adapter, so no
- * indirect call sits inside a timed loop.
+ * The peer comparison of tw-bench (mode-peers.cpp): the five workloads and
+ * the memory measurement, written once as templates over an
+ * implementation adapter, one adapter per file (peer-*.cpp; libev's ev.h
+ * and libevent's event2 headers define the same macros and cannot meet in
+ * one file).  The templates are instantiated once per adapter, so no
+ * indirect call sits inside a timed loop.  An adapter is a class with these
+ * members:
  *
  *   explicit Impl(std::size_t capacity);
  *       per-timer objects for slots [0, capacity), allocated and initialised
@@ -22,13 +25,18 @@
  *   bool armed(std::size_t slot) const;   as the implementation reports it
  *   bool verify(std::size_t live) const;  the implementation's own checks
  *
- * Every random number is drawn before the clock starts: the timed loops read
- * a slot and a delay from arrays and call the adapter, nothing else.
+ * and its file defines the Runner that mode-peers.cpp lists, as
+ * run_workload<Impl>.  Every random number is drawn before the clock
+ * starts: the timed loops read a slot and a delay from arrays and call the
+ * adapter, nothing else.
+ *
+ * Uses: bench.hpp, rng.hpp.
  */
-#ifndef TW_BENCH_WORKLOADS_HPP
-#define TW_BENCH_WORKLOADS_HPP
+#ifndef TW_BENCH_PEERS_HPP
+#define TW_BENCH_PEERS_HPP
 
 #include "bench.hpp"
+#include "rng.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -36,11 +44,45 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 namespace bench {
+
+constexpr std::size_t kChurnStepsPerTimer = 10;
+
+enum class Workload { add, cancel, reschedule, expire, churn, memory };
+
+struct Job {
+    Workload workload;
+    std::size_t n;
+    std::uint64_t seed;
+};
+
+/* value: ns per operation (per timer for expire, per step for churn), or
+ * bytes per live timer for memory.  error: empty, or the self-check that
+ * failed. */
+struct Outcome {
+    double value = 0;
+    std::string error;
+};
+
+/* A runner hands the job's outcome to report while the implementation is
+ * still set up, so that a caller about to exit can skip tearing down a
+ * million timers (seconds, for libevent's heap).  If report returns, the
+ * runner tears down as usual. */
+using Report = std::function<void(const Outcome &outcome)>;
+using Runner = void (*)(const Job &job, const Report &report);
+
+void run_tickwheel(const Job &job, const Report &report);
+void run_libevent_heap(const Job &job, const Report &report);
+void run_libevent_common(const Job &job, const Report &report);
+void run_libev(const Job &job, const Report &report);
+void run_libuv(const Job &job, const Report &report);
+void run_multimap(const Job &job, const Report &report);
+
 
 using Clock = std::chrono::steady_clock;
 
@@ -64,49 +106,6 @@ private:
      * HZ=100) behind CLOCK_MONOTONIC. */
     static constexpr std::chrono::milliseconds kSlack{20};
     Clock::time_point marked_;
-};
-
-/* xoshiro256** seeded through splitmix64: the same draws from every standard
- * library, which <random>'s distributions do not promise. */
-class Rng {
-public:
-    explicit Rng(std::uint64_t seed)
-    {
-        for (auto &word : state_)
-            word = splitmix(seed);
-    }
-
-    std::uint64_t next()
-    {
-        const std::uint64_t result = rotl(state_[1] * 5, 7) * 9;
-        const std::uint64_t t = state_[1] << 17;
-        state_[2] ^= state_[0];
-        state_[3] ^= state_[1];
-        state_[1] ^= state_[2];
-        state_[0] ^= state_[3];
-        state_[2] ^= t;
-        state_[3] = rotl(state_[3], 45);
-        return result;
-    }
-
-    /* Uniform in [0, bound) by multiply-shift; the bias is below bound / 2^64. */
-    std::uint64_t below(std::uint64_t bound)
-    {
-        __extension__ using u128 = unsigned __int128;
-        return static_cast<std::uint64_t>((static_cast<u128>(next()) * bound) >> 64);
-    }
-
-private:
-    static std::uint64_t splitmix(std::uint64_t &x)
-    {
-        std::uint64_t z = (x += 0x9e3779b97f4a7c15);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-        return z ^ (z >> 31);
-    }
-    static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-    std::uint64_t state_[4];
 };
 
 struct Plan {
@@ -298,24 +297,6 @@ Outcome run_expire(Impl &impl, const Plan &plan)
     if (!armed_as_expected(impl, n, false) || !impl.verify(0))
         return failure("timers are still armed after firing");
     return per_op(elapsed, n);
-}
-
-/* A "Field:   123 kB" line of /proc/self/status. */
-inline std::optional<std::uint64_t> status_kib(const char *field)
-{
-    std::FILE *status = std::fopen("/proc/self/status", "re");
-    if (!status)
-        return std::nullopt;
-    std::optional<std::uint64_t> kib;
-    const std::size_t length = std::strlen(field);
-    char line[256];
-    while (std::fgets(line, sizeof line, status))
-        if (std::strncmp(line, field, length) == 0) {
-            kib = std::strtoull(line + length, nullptr, 10);
-            break;
-        }
-    std::fclose(status);
-    return kib;
 }
 
 /* Resets VmHWM to the current RSS (Linux 4.0 and later) and returns that. */

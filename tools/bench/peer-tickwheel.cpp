@@ -1,10 +1,12 @@
 /*
- * tw-bench adapter: tickwheel on an injected clock.  The wheel's time stays
+ * tw-bench peer adapter: tickwheel on an injected clock.  The wheel's time stays
  * at kEpochNs for W1-W3 and W5; W4 advances it once past the last deadline,
  * so W4 runs the real [1 ms, 30 s] spread, cascades included.  The caller
  * keeps only a tw_timer handle per timer.
+ *
+ * Uses: peers.hpp; the library through tickwheel.h only.
  */
-#include "bench-workloads.hpp"
+#include "peers.hpp"
 
 #include <tickwheel.h>
 

@@ -1,5 +1,5 @@
 /*
- * tw-bench adapters: libevent 2.1.  One struct event per timer, in an array
+ * tw-bench peer adapters: libevent 2.1.  One struct event per timer, in an array
  * (evtimer_assign on event_struct.h's layout), armed with evtimer_add, which
  * also moves an armed timer, and disarmed with event_del.
  *
@@ -12,8 +12,10 @@
  *
  * Timers are armed from a loop callback (in_loop), where event_add reads
  * the base's cached time instead of the clock, as in an application.
+ *
+ * Uses: peers.hpp; libevent 2.1 (event2/event.h, event_struct.h).
  */
-#include "bench-workloads.hpp"
+#include "peers.hpp"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>

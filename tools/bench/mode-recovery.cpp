@@ -12,19 +12,22 @@
  *             detection declares it lost and its handle is queued and
  *             taken (tw_recovery_take_frames); 1M steps
  *
- * A figure is steady_clock time around the timed loop divided by its steps,
+ * A figure is CLOCK_MONOTONIC time around the timed loop divided by its steps,
  * after an untimed warm-up of 100k steps; a cell is the median (min-max) of
  * --runs runs.  Self-checks: every return code, and the counts of acked and
  * lost packets.
+ *
+ * Uses: bench.hpp, tools/common/clock.h; the library through tickwheel.h.
  */
 #include "bench.hpp"
 
 #include <tickwheel.h>
 
-#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <vector>
+
+#include "common/clock.h"
 
 namespace bench {
 
@@ -34,6 +37,7 @@ constexpr uint64_t kWindow = 64;
 constexpr uint64_t kSteps = 1'000'000;
 constexpr uint64_t kDeadlineCalls = 10'000'000;
 constexpr uint64_t kWarmup = 100'000;
+constexpr uint64_t kLossEvery = 32;         /* lossy: one ACK in this many skipped */
 
 struct Layer {
     tw_recovery *r = nullptr;
@@ -76,10 +80,10 @@ double time_steps(uint64_t skip, bool &ok)
     for (uint64_t i = 0; i < kWarmup; i++)
         l.step(skip);
     uint64_t retired = l.retired, lost = l.lost;
-    auto t0 = std::chrono::steady_clock::now();
+    const uint64_t t0 = mono_ns();
     for (uint64_t i = 0; i < kSteps; i++)
         l.step(skip);
-    auto t1 = std::chrono::steady_clock::now();
+    const uint64_t t1 = mono_ns();
     retired = l.retired - retired;
     lost = l.lost - lost;
     /* Every step acks one packet, but one in skip is lost instead; the
@@ -92,7 +96,7 @@ double time_steps(uint64_t skip, bool &ok)
                      ", retired %" PRIu64 ", lost %" PRIu64 ")\n", skip, retired, lost);
         ok = false;
     }
-    return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(kSteps);
+    return double(t1 - t0) / double(kSteps);
 }
 
 double time_deadline(bool &ok)
@@ -101,44 +105,43 @@ double time_deadline(bool &ok)
     for (uint64_t i = 0; i < kWarmup; i++)
         l.step(0);
     uint64_t sum = 0, t;
-    auto t0 = std::chrono::steady_clock::now();
+    const uint64_t t0 = mono_ns();
     for (uint64_t i = 0; i < kDeadlineCalls; i++) {
         int rc = tw_recovery_next_deadline(l.r, &t);
         sum += t + uint64_t(rc);
         asm volatile("" : "+r"(sum));
     }
-    auto t1 = std::chrono::steady_clock::now();
+    const uint64_t t1 = mono_ns();
     if (!l.ok || sum == 0) {
         std::fprintf(stderr, "tw-bench: recovery deadline self-check failed\n");
         ok = false;
     }
-    return std::chrono::duration<double, std::nano>(t1 - t0).count() / double(kDeadlineCalls);
+    return double(t1 - t0) / double(kDeadlineCalls);
 }
 
 } // namespace
 
-bool run_recovery_mode(unsigned runs, bool json, std::FILE *export_json)
+bool run_recovery(const Options &options, std::FILE *export_json)
 {
+    const unsigned runs = options.runs;
     const char *names[] = {"pair", "deadline", "lossy"};
     std::vector<double> samples[3];
     bool ok = true;
     for (unsigned run = 0; run < runs; run++) {
         samples[0].push_back(time_steps(0, ok));
         samples[1].push_back(time_deadline(ok));
-        samples[2].push_back(time_steps(32, ok));
+        samples[2].push_back(time_steps(kLossEvery, ok));
     }
     Summary s[3];
     for (int i = 0; i < 3; i++)
         s[i] = summarize(samples[i]);
-    if (!json) {
+    const auto report = [&] {
         std::printf("tw_recovery, ns per step, median (min-max) of %u runs\n", runs);
         for (int i = 0; i < 3; i++)
             std::printf("  %-9s %8.1f (%.1f-%.1f)%s\n", names[i], s[i].median, s[i].min,
                         s[i].max, ok ? "" : "  FAIL");
-    }
-    for (std::FILE *out : {json ? stdout : nullptr, export_json}) {
-        if (!out)
-            continue;
+    };
+    const auto json = [&](std::FILE *out) {
         std::fprintf(out, "{\"mode\": \"recovery\", \"runs\": %u, \"ok\": %s, \"results\": {",
                      runs, ok ? "true" : "false");
         for (int i = 0; i < 3; i++)
@@ -146,7 +149,8 @@ bool run_recovery_mode(unsigned runs, bool json, std::FILE *export_json)
                          "\"max_ns\": %.2f}", i ? ", " : "", names[i], s[i].median, s[i].min,
                          s[i].max);
         std::fprintf(out, "}}\n");
-    }
+    };
+    publish(options, export_json, report, json);
     return ok;
 }
 

@@ -1,6 +1,6 @@
 /*
- * tw-bench --batch: batch scheduling and the SIMD kernels, each kernel
- * variant beside its scalar twin, at batch sizes 32 to 8192.
+ * tw-bench-internal --batch: batch scheduling and the SIMD kernels, each
+ * kernel variant beside its scalar twin, at batch sizes 32 to 8192.
  *
  *   schedule   tw::Wheel::schedule_batch with the variant's list kernel:
  *              65536 timers armed in batches of the size, into a warm wheel
@@ -9,24 +9,26 @@
  *   one-by-one the same timers through Wheel::schedule, one call each.
  *   cancel     Wheel::cancel_batch of the same batches; ns per timer.
  *   lists      the list kernel alone over the batch; ns per deadline.
- *   due-mask   the due-mask kernel over the batch, half of it due; ns per
- *              deadline.
+ *   due-mask   the due-mask kernel (due-mask.hpp) over the batch, half of it
+ *              due; ns per deadline.
  *   group      group_ids of the batch's ids into 64 buckets; ns per id.
  *
- * The wheel here is the library's own core, linked in statically, so that a
- * variant can be chosen per wheel (Wheel::set_kernels): the shared library
- * always runs simd::kernels().  Deadlines and ids come from a fixed seed;
+ * The wheel here is the library's own core, from the internal static
+ * library, so that a variant can be chosen per wheel (Wheel::set_kernels):
+ * the shared library always runs simd::kernels().  Deadlines and ids come from a fixed seed;
  * the variants of one pass run one after another, and the passes repeat
  * --runs times, so a noisy spell of the machine touches all of them.  A
  * pass times 7 rounds and keeps their median; a cell is the median
  * (min-max) of the passes.
+ *
+ * Uses: lib/wheel and lib/simd (the internal static library), due-mask.hpp,
+ * bench.hpp, tools/common/clock.h.
  */
-#include "bench.hpp"
+#include "bench/bench.hpp"
 
 #include <tickwheel.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -34,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "due-mask.hpp"
 #include "simd/simd.hpp"
 #include "wheel/wheel.hpp"
@@ -51,12 +54,9 @@ constexpr std::uint64_t kMs = 1'000'000;
 constexpr double kSeed[] = {13, 62, 522, 76, 76, 76};
 constexpr const char *kSeedText[] = {"13", "62", "522", "76-131", "76-131", "76-131"};
 
-using Clock = std::chrono::steady_clock;
-
-double ns_since(Clock::time_point start, std::size_t ops)
+double ns_since(std::uint64_t start, std::size_t ops)
 {
-    return std::chrono::duration<double, std::nano>(Clock::now() - start).count() /
-           double(ops);
+    return double(mono_ns() - start) / double(ops);
 }
 
 void count_fire(tw_timer, std::uint64_t, void *) {}
@@ -96,7 +96,7 @@ private:
 
 bool fail(const char *what)
 {
-    std::fprintf(stderr, "tw-bench: batch self-check failed: %s\n", what);
+    std::fprintf(stderr, "tw-bench-internal: batch self-check failed: %s\n", what);
     return false;
 }
 
@@ -119,13 +119,13 @@ bool pass(const tw::simd::Kernels &k, std::size_t size, Data &d, Table &table)
     /* Warm the entries and blocks once, then time kRounds rounds. */
     std::vector<double> schedules, cancels;
     for (int round = 0; round <= kRounds; round++) {
-        Clock::time_point start = Clock::now();
+        std::uint64_t start = mono_ns();
         for (std::size_t at = 0; at < kTimers; at += size)
             if (wheel.schedule_batch(size, d.deadlines.data() + at, count_fire, nullptr,
                                      d.timers.data() + at) != 0)
                 return fail("schedule_batch");
         double schedule = ns_since(start, kTimers);
-        start = Clock::now();
+        start = mono_ns();
         std::size_t cancelled = 0;
         for (std::size_t at = 0; at < kTimers; at += size)
             cancelled += wheel.cancel_batch(size, d.timers.data() + at);
@@ -142,7 +142,7 @@ bool pass(const tw::simd::Kernels &k, std::size_t size, Data &d, Table &table)
     if (&k == &tw::simd::scalar) {
         std::vector<double> singles;
         for (int round = 0; round < kRounds; round++) {
-            Clock::time_point start = Clock::now();
+            std::uint64_t start = mono_ns();
             for (std::size_t at = 0; at < kTimers; at++)
                 if (wheel.schedule(d.deadlines[at], count_fire, nullptr, &d.timers[at]) != 0)
                     return fail("schedule");
@@ -164,15 +164,15 @@ bool pass(const tw::simd::Kernels &k, std::size_t size, Data &d, Table &table)
     std::vector<double> lists, masks, groups;
     const due_mask::Fn mask = due_mask::find(k.name);
     for (int round = 0; round < kRounds; round++) {
-        Clock::time_point start = Clock::now();
+        std::uint64_t start = mono_ns();
         for (std::size_t at = 0; at < kTimers; at += size)
             k.lists(p, size, d.deadlines.data() + at, d.lists.data() + at);
         lists.push_back(ns_since(start, kTimers));
-        start = Clock::now();
+        start = mono_ns();
         for (std::size_t at = 0; at < kTimers; at += size)
             due += mask(size, d.deadlines.data() + at, 15000 * kMs, d.mask.data() + at / 64);
         masks.push_back(ns_since(start, kTimers));
-        start = Clock::now();
+        start = mono_ns();
         for (std::size_t at = 0; at < kTimers; at += size)
             largest += tw::simd::group_ids(k, size, d.ids.data() + at, 64, d.offsets.data(),
                                            d.order.data());
@@ -195,10 +195,11 @@ std::string cell_text(const std::vector<double> &samples)
     return format(f, s.median, s.min, s.max);
 }
 
-void print_json(std::FILE *out, const BatchOptions &options, const Table &table)
+void print_json(std::FILE *out, const Options &options, const Table &table)
 {
     std::fprintf(out,
-                 "{\n  \"tool\": \"tw-bench --batch\",\n  \"tickwheel_version\": \"%s\",\n"
+                 "{\n  \"tool\": \"tw-bench-internal\",\n  \"mode\": \"batch\",\n"
+                 "  \"tickwheel_version\": \"%s\",\n"
                  "  \"seed\": %" PRIu64 ",\n  \"runs\": %u,\n  \"default\": \"%s\",\n"
                  "  \"results\": [",
                  tw_version(), options.seed, options.runs, tw::simd::kernels().name);
@@ -215,9 +216,9 @@ void print_json(std::FILE *out, const BatchOptions &options, const Table &table)
     std::fputs("\n  ]\n}\n", out);
 }
 
-void print_report(const BatchOptions &options, const Table &table)
+void print_report(const Options &options, const Table &table)
 {
-    std::printf("tw-bench --batch: ns per timer (per deadline, per id for the kernels), "
+    std::printf("tw-bench-internal --batch: ns per timer (per deadline, per id for the kernels), "
                 "median (min-max) of %u runs; the library's default kernels: %s\n\n",
                 options.runs, tw::simd::kernels().name);
     Row head = {"what", "variant"};
@@ -253,7 +254,7 @@ void print_report(const BatchOptions &options, const Table &table)
 
 } // namespace
 
-bool run_batch_mode(const BatchOptions &options, std::FILE *export_json)
+bool run_batch(const Options &options, std::FILE *export_json)
 {
     Data d;
     std::mt19937_64 rng(options.seed);
@@ -283,12 +284,9 @@ bool run_batch_mode(const BatchOptions &options, std::FILE *export_json)
         }
     if (!ok)
         return false;
-    if (options.json)
-        print_json(stdout, options, table);
-    else
-        print_report(options, table);
-    if (export_json)
-        print_json(export_json, options, table);
+    publish(
+        options, export_json, [&] { print_report(options, table); },
+        [&](std::FILE *out) { print_json(out, options, table); });
     return true;
 }
 

@@ -1,12 +1,14 @@
 /*
- * tw-bench adapter: the textbook baseline, a std::multimap from absolute
+ * tw-bench peer adapter: the textbook baseline, a std::multimap from absolute
  * deadline to callback, on an injected clock.  The per-timer handle is the
  * map iterator, kept in an array; a reschedule moves the node with
  * extract/insert and so never allocates.  W4 walks begin() to
  * upper_bound(now), unlinking each entry before running its callback, as a
  * timer whose callbacks may touch the map must.
+ *
+ * Uses: peers.hpp; the standard library.
  */
-#include "bench-workloads.hpp"
+#include "peers.hpp"
 
 #include <map>
 

@@ -1,13 +1,15 @@
 /*
- * tw-bench adapter: libuv 1.x.  One uv_timer_t per timer, in an array, on a
+ * tw-bench peer adapter: libuv 1.x.  One uv_timer_t per timer, in an array, on a
  * loop of its own (uv_loop_init, never the default loop).  uv_timer_start
  * both arms and re-arms.  libuv counts in whole milliseconds: delays are
  * rounded up to the next one, so W4's compressed deadlines fall on 1..30 ms
  * and ties among them fire in start order, as libuv always breaks ties.
  * Timers are armed against the loop's cached time (uv_update_time once per
  * in_loop), as from a callback.
+ *
+ * Uses: peers.hpp; libuv 1.x (uv.h).
  */
-#include "bench-workloads.hpp"
+#include "peers.hpp"
 
 #include <uv.h>
 
