@@ -18,6 +18,9 @@
 
 namespace tw {
 
+/* Products of 64-bit times and counts are formed in 128 bits. */
+__extension__ typedef unsigned __int128 u128;
+
 inline uint64_t min64(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;
@@ -32,6 +35,12 @@ inline uint64_t max64(uint64_t a, uint64_t b)
 inline uint64_t sat_add(uint64_t a, uint64_t b)
 {
     return a > TW_NEVER - b ? TW_NEVER : a + b;
+}
+
+/* A 128-bit product or sum as a time: TW_NEVER when it does not fit. */
+inline uint64_t sat_u128(u128 v)
+{
+    return v >= TW_NEVER ? TW_NEVER : uint64_t(v);
 }
 
 /* The end of a window that may fire up to slack after deadline.  A sum

@@ -1,8 +1,9 @@
 /*
- * Reading a kernel clock as nanoseconds.  Only lib/loop reads clocks: the
- * loop's time (CLOCK_MONOTONIC, CLOCK_BOOTTIME for suspends) and the
- * worker's bound on how long it spins.  The wheel and the layers are given
- * the time as an argument.
+ * Reading a kernel clock as nanoseconds.  Only lib/loop reads clocks for
+ * time: the loop's time (CLOCK_MONOTONIC, CLOCK_BOOTTIME for suspends) and
+ * the worker's bound on how long it spins.  The wheel and the layers are
+ * given the time as an argument (the wheel reads one only to seed its
+ * handle key when the kernel has no random bytes).
  *
  * Uses: nothing of the library; header-only.
  */

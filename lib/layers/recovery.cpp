@@ -13,8 +13,6 @@ namespace tw {
 
 namespace {
 
-__extension__ typedef unsigned __int128 u128;
-
 constexpr uint64_t kMs = 1000000;
 constexpr uint64_t kRtoMaxFloor = 60000 * kMs; /* RFC 6298 (2.5): a maximum is >= 60 s */
 constexpr uint32_t kMaxShift = 63;
@@ -46,11 +44,6 @@ uint64_t sat_shift(uint64_t a, uint32_t shift)
     if (shift > kMaxShift || a > (TW_NEVER >> shift))
         return TW_NEVER;
     return a << shift;
-}
-
-uint64_t sat(u128 v)
-{
-    return v > TW_NEVER ? TW_NEVER : uint64_t(v);
 }
 
 uint64_t abs_diff(uint64_t a, uint64_t b)
@@ -203,7 +196,7 @@ uint64_t Recovery::detect_lost(unsigned space, uint64_t now)
         return 0;
     /* loss_delay = max(kTimeThreshold * max(latest_rtt, smoothed_rtt), G) */
     uint64_t loss_delay =
-        sat(u128(max64(latest_rtt_, smoothed_rtt_)) * time_num_ / time_den_);
+        sat_u128(u128(max64(latest_rtt_, smoothed_rtt_)) * time_num_ / time_den_);
     loss_delay = max64(loss_delay, granularity_);
     uint64_t lost = 0;
     for (size_t i = 0; i < s.sent.size(); i++) {
