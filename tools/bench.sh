@@ -9,6 +9,8 @@
 # cost; an SVG bar chart of them is rendered with awk alone.  The
 # per-operation figures are tw-bench's own table, printed last and exported
 # as JSON beside hyperfine's.  Nothing here uses the network.
+#
+# Uses: a built tw-bench, hyperfine, awk.
 set -euo pipefail
 
 usage() {
