@@ -577,6 +577,13 @@ void add_layer(unsigned i)
         return;
     unsigned n = 0;
     if (S.in.below(2)) {
+        /* One that is a layer already, of this connection or another. */
+        Rec &taken = S.recs[S.in.below(kRecs)];
+        if (taken.conn >= 0 && S.in.below(2)) {
+            int e = tw_conn_add_recovery(c.h, taken.r, &n);
+            CHECK(e == TW_EINVAL, "a recovery of conn %d added to conn %u: %d", taken.conn, i, e);
+            return;
+        }
         for (unsigned r = 0; r < kRecs; r++) {
             Rec &rec = S.recs[r];
             if (!rec.r || rec.conn >= 0)
