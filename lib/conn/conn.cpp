@@ -121,7 +121,7 @@ int Conn::arm_slow(unsigned kind, uint64_t old)
     if (r < 0) {
         deadline[kind] = old;
         if (old == TW_NEVER)
-            armed = uint8_t(armed & ~(1u << kind));
+            armed = KindMask(armed & ~(1u << kind));
         next_valid = false;
     }
     return r;
@@ -143,7 +143,7 @@ int Conn::set_slack(unsigned kind, uint64_t slack_ns)
 {
     uint32_t s = clamp_u32(slack_ns);
     slack[kind] = s;
-    slack_kinds = uint8_t(s ? slack_kinds | (1u << kind) : slack_kinds & ~(1u << kind));
+    slack_kinds = KindMask(s ? slack_kinds | (1u << kind) : slack_kinds & ~(1u << kind));
     /* Less slack may leave the timer filed past a window's end. */
     if (timer && filed > latest())
         return refile();
@@ -156,7 +156,7 @@ int Conn::disarm(unsigned kind)
         return TW_ENOENT;
     uint64_t old = deadline[kind];
     deadline[kind] = TW_NEVER;
-    armed = uint8_t(armed & ~(1u << kind));
+    armed = KindMask(armed & ~(1u << kind));
     if (next_valid && old == next)
         next_valid = false;
     /* Nothing left at all: drop the wheel timer rather than wake for it. */
@@ -244,7 +244,7 @@ bool Conn::collect(uint64_t now, uint32_t *ev, bool impure)
             for (unsigned k = 0; k < TW_CONN_KINDS; k++)
                 if (due & (1u << k))
                     deadline[k] = TW_NEVER;
-            armed = uint8_t(armed & ~due);
+            armed = KindMask(armed & ~due);
             next_valid = false;
             ev[0] |= due;
             any = true;

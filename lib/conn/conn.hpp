@@ -55,6 +55,11 @@ namespace tw {
 
 class ConnSet;
 
+/* A set of kinds, a bit each: armed, with slack.  A kind past its width
+ * needs a wider type here and nowhere else. */
+using KindMask = uint8_t;
+static_assert(TW_CONN_KINDS <= 8 * sizeof(KindMask), "a bit per kind");
+
 struct Conn {
     uint64_t deadline[TW_CONN_KINDS];
     uint64_t next;              /* cached unified deadline, when next_valid */
@@ -69,8 +74,8 @@ struct Conn {
     uint32_t gen;               /* bumped when freed */
     uint32_t pending[TW_CONN_MAX_LAYERS];   /* queue mode: events not polled */
     uint32_t slack[TW_CONN_KINDS];  /* ns a kind may fire after its deadline */
-    uint8_t armed;
-    uint8_t slack_kinds;        /* kinds with slack */
+    KindMask armed;
+    KindMask slack_kinds;       /* kinds with slack */
     uint8_t nlayers;            /* layers beyond the connection layer */
     uint8_t dirty;              /* layers marked dirty during a batch */
     bool next_valid;
@@ -208,7 +213,7 @@ inline int Conn::arm(unsigned kind, uint64_t at)
     set->arms_++;
     uint64_t old = deadline[kind];
     deadline[kind] = at;
-    armed = uint8_t(armed | (1u << kind));
+    armed = KindMask(armed | (1u << kind));
     uint64_t end = at;
     if (slack_kinds & (1u << kind))
         end = window_end(at, slack[kind]);
