@@ -42,7 +42,7 @@ struct Entry {
     uint64_t deadline;
     void *userdata;
     uint32_t gen;
-    uint32_t pos;           /* armed: block << 6 | index in block; firing: round
+    uint32_t pos;           /* armed: Block::pos(block, place); firing: round
                                position; free: next free entry */
     uint16_t cb;            /* index into the wheel's callback table */
     uint16_t state;
@@ -55,12 +55,20 @@ static_assert(sizeof(Entry) == 32, "an entry must stay 32 bytes");
 /* A run of a list: entry indices in arming order, kNil where one left. */
 struct Block {
     static constexpr unsigned kCap = 60;
+    /* An armed entry's pos: its block's index, then kPosBits of its place
+     * in the block. */
+    static constexpr unsigned kPosBits = 6;
+    static constexpr uint32_t kPosMask = (1u << kPosBits) - 1;
+    static uint32_t pos(uint32_t block, unsigned at) { return block << kPosBits | at; }
+    static uint32_t block_of(uint32_t pos) { return pos >> kPosBits; }
+    static unsigned at_of(uint32_t pos) { return pos & kPosMask; }
     uint32_t idx[kCap];
     uint32_t prev, next;    /* neighbours in the list, kNil at the ends */
     uint16_t live, fill;
     uint32_t list;          /* the list this block belongs to */
 };
 static_assert(sizeof(Block) == 256, "a block must stay four cache lines");
+static_assert(Block::kCap <= Block::kPosMask + 1, "a place in a block fits its bits of pos");
 
 /* One growable array.  Elements move when it grows, so nobody keeps a
  * reference across a call that may grow it (a user callback may). */

@@ -95,11 +95,11 @@ uint32_t Wheel::arm_list(uint64_t deadline) const
     if (phase_ == kPassOne && deadline <= pass_time_ && deadline != TW_NEVER)
         return kNext;
     uint32_t list = list_for(deadline);
-    if (cascading_ != kNil && deadline != TW_NEVER) {
+    if (cascade_slot_ != kNil && deadline != TW_NEVER) {
         uint64_t t = tick_.divide(deadline);
-        unsigned shift = (cascading_ / kSlots) * kLevelBits;
+        unsigned shift = (cascade_slot_ / kSlots) * kLevelBits;
         if (t >= cur_ && (t - cur_) >> shift == 0)
-            return cascading_;
+            return cascade_slot_;
     }
     return list;
 }
@@ -167,7 +167,7 @@ __attribute__((always_inline)) inline void Wheel::append(uint32_t list, uint32_t
     }
     Block &blk = blocks_[b];
     Entry &e = pool_.at(i);
-    e.pos = b << 6 | blk.fill;
+    e.pos = Block::pos(b, blk.fill);
     e.state = kStateArmed;
     blk.idx[blk.fill++] = i;
     blk.live++;
@@ -198,10 +198,10 @@ __attribute__((always_inline)) inline void Wheel::remove(uint32_t i)
         round_[e.pos].idx = kNil;
         return;
     }
-    uint32_t b = e.pos >> 6;
+    uint32_t b = Block::block_of(e.pos);
     Block &blk = blocks_[b];
     uint32_t list = blk.list;
-    blk.idx[e.pos & 63] = kNil;
+    blk.idx[Block::at_of(e.pos)] = kNil;
     bool emptied = false;
     if (--blk.live == 0) {
         drop_block(list, b);
@@ -403,7 +403,7 @@ int Wheel::schedule_batch(size_t n, const uint64_t *deadlines, tw_timer_cb *cb,
     int cbi = use_callback(cb, uint32_t(n));
     if (cbi < 0)
         return cbi;
-    if (cascading_ != kNil || phase_ == kPassOne) {
+    if (cascade_slot_ != kNil || phase_ == kPassOne) {
         for (size_t k = 0; k < n; k++) {
             uint32_t i = arm(deadlines[k], uint16_t(cbi), userdata ? userdata[k] : nullptr);
             ret[k] = handle(i, pool_.at(i));
@@ -479,7 +479,7 @@ int Wheel::schedule_periodic(uint64_t first, uint64_t period, bool skip, tw_time
         unuse_callback(uint16_t(cbi));
         return TW_ENOMEM;
     }
-    periods_[i] = period | (skip ? uint64_t(1) << 63 : 0);
+    periods_[i] = period | (skip ? kPeriodSkip : 0);
     *ret = handle(i, pool_.at(i));
     return 0;
 }
@@ -489,9 +489,9 @@ int Wheel::schedule_periodic(uint64_t first, uint64_t period, bool skip, tw_time
  * TW_NEVER (parked) once that passes the end of time. */
 uint64_t Wheel::next_period(uint32_t i, uint64_t fired) const
 {
-    uint64_t p = periods_[i] & ~(uint64_t(1) << 63);
+    uint64_t p = periods_[i] & ~kPeriodSkip;
     uint64_t k = 1;
-    if ((periods_[i] >> 63) && now_ns_ >= fired)
+    if ((periods_[i] & kPeriodSkip) && now_ns_ >= fired)
         k = (now_ns_ - fired) / p + 1;
     u128 next = u128(fired) + u128(k) * p;
     return next >= TW_NEVER ? TW_NEVER : uint64_t(next);
@@ -502,7 +502,7 @@ int Wheel::period(tw_timer timer, uint64_t *ret) const
     uint32_t i = lookup(timer);
     if (!i || !periodic(i))
         return TW_ENOENT;
-    *ret = periods_[i] & ~(uint64_t(1) << 63);
+    *ret = periods_[i] & ~kPeriodSkip;
     return 0;
 }
 
@@ -622,7 +622,7 @@ int Wheel::next_deadline(uint64_t *ret) const
         }
         take(f.min);
     }
-    if (cascading_ != kNil && lists_[cascading_].head != kNil)
+    if (cascade_slot_ != kNil && lists_[cascade_slot_].head != kNil)
         take(cur_ * tick_.divisor());
     for (unsigned level = 0; level < kLevels; level++) {
         if (!occupied_[level])
@@ -702,7 +702,7 @@ bool Wheel::rescan_min(uint32_t list) const
  * true when the slot is done. */
 bool Wheel::cascade(uint64_t *work, uint64_t limit)
 {
-    uint32_t list = cascading_;
+    uint32_t list = cascade_slot_;
     uint32_t b;
     while ((b = lists_[list].head) != kNil) {
         if (*work >= limit)
@@ -727,7 +727,7 @@ bool Wheel::cascade(uint64_t *work, uint64_t limit)
     uint64_t bit = uint64_t(1) << (list % kSlots);
     occupied_[list / kSlots] &= ~bit;
     min_known_[list / kSlots] &= ~bit;
-    cascading_ = kNil;
+    cascade_slot_ = kNil;
     return true;
 }
 
@@ -881,7 +881,7 @@ void Wheel::sort_list(uint32_t list)
         }
         uint32_t i = scratch_[j].idx;
         blocks_[b].idx[k] = i;
-        pool_.at(i).pos = b << 6 | k;
+        pool_.at(i).pos = Block::pos(b, k);
         k++;
     }
     blocks_[b].fill = blocks_[b].live = uint16_t(k);
@@ -929,8 +929,8 @@ bool Wheel::run_list(uint32_t list, Run *run)
             if (run->fired == run->budget || free_requested_)
                 return false;
             round_at_++;
-            if (k + 8 < round_n_ && round_[k + 8].idx != kNil)
-                __builtin_prefetch(&pool_.at(round_[k + 8].idx));
+            if (k + kPrefetchAhead < round_n_ && round_[k + kPrefetchAhead].idx != kNil)
+                __builtin_prefetch(&pool_.at(round_[k + kPrefetchAhead].idx));
             Entry &e = pool_.at(i);
             uint64_t deadline = e.deadline;
             uint64_t late = now_ns_ - deadline;
@@ -962,7 +962,7 @@ bool Wheel::pass_one(Run *run)
 {
     uint64_t target = tick_.divide(pass_time_);
     for (;;) {
-        if (cascading_ != kNil && !cascade(&run->work, run->work_limit))
+        if (cascade_slot_ != kNil && !cascade(&run->work, run->work_limit))
             return false;
         if (!run_list(kDue, run))
             return false;
@@ -980,7 +980,7 @@ bool Wheel::pass_one(Run *run)
             uint64_t bit = uint64_t(1) << slot;
             occupied_[level] &= ~bit;
             min_known_[level] &= ~bit;
-            cascading_ = level * kSlots + slot;
+            cascade_slot_ = level * kSlots + slot;
         } else {
             slot_to_due(slot);
         }
@@ -1005,7 +1005,7 @@ bool Wheel::pass_one_left() const
             return true;
     if (list_has_due(kDue, pass_time_))
         return true;
-    if (cascading_ != kNil && list_has_due(cascading_, pass_time_))
+    if (cascade_slot_ != kNil && list_has_due(cascade_slot_, pass_time_))
         return true;
     uint64_t target = tick_.divide(pass_time_);
     for (unsigned level = 0; level < kLevels; level++) {
@@ -1135,13 +1135,13 @@ int Wheel::verify_lists(uint32_t *cb_refs, uint64_t *armed, uint64_t *chained) c
                 if (!pool_.issued(i))
                     return broken("a block names an entry never handed out");
                 const Entry &e = pool_.at(i);
-                if (e.state != kStateArmed || e.pos != (b << 6 | k))
+                if (e.state != kStateArmed || e.pos != Block::pos(b, k))
                     return broken("a listed entry is not armed at its position");
                 if (e.cb >= ncbs_ || !cbs_[e.cb].fn)
                     return broken("an armed entry's callback is not in the table");
                 if (list == kNext && (phase_ == kIdle || e.deadline > pass_time_))
                     return broken("the next list holds a timer no open advance fires");
-                if (list != kNext && list != cascading_ && list_for(e.deadline) != list)
+                if (list != kNext && list != cascade_slot_ && list_for(e.deadline) != list)
                     return broken("an entry is not in the list its deadline names");
                 cb_refs[e.cb]++;
                 if (e.deadline < min)
@@ -1157,7 +1157,7 @@ int Wheel::verify_lists(uint32_t *cb_refs, uint64_t *armed, uint64_t *chained) c
         }
         if (l.tail != prev)
             return broken("a list's tail is not its last block");
-        if (list < kDue && list != cascading_) {
+        if (list < kDue && list != cascade_slot_) {
             unsigned level = list / kSlots;
             uint64_t bit = uint64_t(1) << (list % kSlots);
             if (bool(occupied_[level] & bit) != (n > 0))

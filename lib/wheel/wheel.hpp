@@ -110,6 +110,8 @@ public:
     static constexpr uint64_t kCascadePerCallback = 4;
     /* A batch computes its lists this many at a time. */
     static constexpr size_t kBatchChunk = 64;
+    /* A dispatch round prefetches the entry this many places ahead. */
+    static constexpr uint32_t kPrefetchAhead = 8;
 
     Wheel() = default;
     Wheel(const Wheel &) = delete;
@@ -290,7 +292,8 @@ private:
     mutable uint64_t slot_min_[kDue] = {};
     uint64_t in_order_[kLevels] = {};       /* slot's deadlines never decrease */
     uint64_t slot_last_[kDue] = {};         /* largest deadline appended */
-    uint32_t cascading_ = kNil;             /* a slot whose cascade is cut short */
+    uint32_t cascade_slot_ = kNil;          /* the list of a slot whose cascade
+                                               was cut short, or kNil */
     mutable Flat flat_[2];                  /* the due list's, the next list's */
     Phase phase_ = kIdle;
     uint64_t pass_time_ = 0;                /* the open advance's time */
@@ -303,6 +306,7 @@ private:
     uint32_t scratch_cap_ = 0;
     /* Periodic timers' periods by entry index, bit 63 set for the skip
      * policy; 0 for any other timer.  Made by the first periodic timer. */
+    static constexpr uint64_t kPeriodSkip = uint64_t(1) << 63;
     uint64_t *periods_ = nullptr;
     uint32_t periods_cap_ = 0;
     Histogram late_;                        /* lateness of every fire */
