@@ -995,9 +995,9 @@ bool Wheel::pass_one(Run *run)
  * short or a slot not yet visited).  When none has, the first pass is over
  * in all but name, so whether timers armed next belong to the second pass
  * depends only on which timers are due, never on how far the walk got.
- * Slots wholly before the time's tick hold
- * only such timers; the slots that straddle it are scanned, and so is the
- * due list, at a cost the next advance pays again in any case. */
+ * Slots wholly before the time's tick hold only such timers; the slots
+ * that straddle it are scanned, and so is the due list, at a cost the next
+ * advance pays again in any case. */
 bool Wheel::pass_one_left() const
 {
     for (uint32_t k = round_at_; k < round_n_; k++)
