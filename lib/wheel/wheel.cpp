@@ -1,8 +1,9 @@
 #include "wheel/wheel.hpp"
+#include "common/arith.hpp"
+#include "common/clock.hpp"
 #include "common/copy-out.hpp"
 
 #include <sys/random.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -22,10 +23,8 @@ uint64_t handle_key(const void *wheel)
     uint64_t key;
     if (getrandom(&key, sizeof(key), GRND_NONBLOCK) == ssize_t(sizeof(key)))
         return key;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return uint64_t(reinterpret_cast<uintptr_t>(wheel)) * UINT64_C(0x9e3779b97f4a7c15) ^
-           (uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec));
+           clock_ns(CLOCK_MONOTONIC);
 }
 
 } // namespace
@@ -353,12 +352,9 @@ uint64_t Wheel::slack_instant(uint64_t deadline, uint32_t slack) const
 {
     if (!slack || deadline == TW_NEVER || deadline <= now_ns_)
         return deadline;
-    uint64_t last = deadline > TW_NEVER - 1 - slack ? TW_NEVER - 1 : deadline + slack;
-    if (last == deadline)
-        return deadline;
+    uint64_t last = window_end(deadline, slack);
     /* deadline > now_ns_ >= 0, so deadline - 1 does not wrap. */
-    unsigned k = 63u - unsigned(__builtin_clzll((deadline - 1) ^ last));
-    return last & ~((uint64_t(1) << k) - 1);
+    return last == deadline ? deadline : roundest_in(deadline, last);
 }
 
 int Wheel::schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, void *userdata,
@@ -369,7 +365,7 @@ int Wheel::schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, vo
     int cbi = use_callback(cb);
     if (cbi < 0)
         return cbi;
-    uint32_t s = slack > UINT32_MAX ? UINT32_MAX : uint32_t(slack);
+    uint32_t s = clamp_u32(slack);
     uint32_t i = arm(slack_instant(deadline, s), uint16_t(cbi), userdata, s);
     if (!i) {
         unuse_callback(uint16_t(cbi));
@@ -493,8 +489,7 @@ uint64_t Wheel::next_period(uint32_t i, uint64_t fired) const
     uint64_t k = 1;
     if ((periods_[i] & kPeriodSkip) && now_ns_ >= fired)
         k = (now_ns_ - fired) / p + 1;
-    u128 next = u128(fired) + u128(k) * p;
-    return next >= TW_NEVER ? TW_NEVER : uint64_t(next);
+    return sat_u128(u128(fired) + u128(k) * p);
 }
 
 int Wheel::period(tw_timer timer, uint64_t *ret) const

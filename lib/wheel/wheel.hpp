@@ -50,14 +50,13 @@
 
 #include <cstdint>
 
+#include "common/arith.hpp"
 #include "common/histogram.hpp"
 #include "pool/pool.hpp"
 #include "simd/simd.hpp"
 #include "tickwheel.h"
 
 namespace tw {
-
-__extension__ typedef unsigned __int128 u128;
 
 /* n / d for a divisor fixed at run time, by one 64x128-bit multiply with a
  * 128-bit reciprocal (exact for every 64-bit n), or a shift for powers of 2. */
