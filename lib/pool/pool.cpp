@@ -1,3 +1,10 @@
+/*
+ * The growable arrays behind the pools, as pool.hpp lays them out: growth
+ * by remapping, the entry pool's first allocation and reserve, the block
+ * pool's reserve.
+ *
+ * Uses: nothing in the library; mmap/mremap.
+ */
 #include "pool/pool.hpp"
 
 #include <cstdlib>

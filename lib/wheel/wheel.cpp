@@ -1,3 +1,12 @@
+/*
+ * The wheel, as wheel.hpp lays it out: the tick divider; arming, batches,
+ * periodic timers and the callback table; the lists and their cached
+ * minima; the two passes of an advance (cascades, gathering and sorting a
+ * round, dispatch); the walks; statistics and the invariant checker.
+ *
+ * Uses: lib/pool (entries and blocks), lib/simd (the list kernel of
+ * batches), lib/common; nothing above the wheel.
+ */
 #include "wheel/wheel.hpp"
 #include "common/arith.hpp"
 #include "common/clock.hpp"
