@@ -3,7 +3,8 @@
  * by remapping, the entry pool's first allocation and reserve, the block
  * pool's reserve.
  *
- * Uses: nothing in the library; mmap/mremap.
+ * Uses: nothing in the library; realloc, which glibc serves by remapping
+ * for large arrays.
  */
 #include "pool/pool.hpp"
 
