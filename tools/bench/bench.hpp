@@ -109,6 +109,13 @@ void print_table(const std::vector<Row> &rows);
 /* 1000 as "1k", 1000000 as "1M". */
 std::string n_label(std::size_t n);
 
+/* The members "date" (UTC, ISO 8601, when this is called) and "machine"
+ * (the processor's model, the online CPUs, uname's system, release and
+ * hardware) of a JSON document, each on a line of its own indented by two
+ * spaces and followed by a comma: where and when the figures were taken,
+ * for the plots' titles. */
+void print_json_machine(std::FILE *out);
+
 /* The report on standard output, or with --json the JSON document; the
  * JSON document to export_json too when it is not NULL. */
 void publish(const Options &options, std::FILE *export_json,

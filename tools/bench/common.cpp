@@ -8,6 +8,7 @@
 #include "bench.hpp"
 
 #include <fcntl.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 namespace bench {
 
@@ -67,6 +69,65 @@ std::string n_label(std::size_t n)
     if (n % 1'000 == 0)
         return std::to_string(n / 1'000) + "k";
     return std::to_string(n);
+}
+
+namespace {
+
+/* The text with what a JSON string cannot hold as it is escaped, control
+ * characters as spaces. */
+std::string json_escaped(const std::string &text)
+{
+    std::string escaped;
+    for (const char c : text) {
+        if (c == '"' || c == '\\')
+            escaped += '\\';
+        escaped += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+    }
+    return escaped;
+}
+
+/* The "model name" of /proc/cpuinfo (x86), or empty. */
+std::string cpu_model()
+{
+    std::FILE *cpuinfo = std::fopen("/proc/cpuinfo", "re");
+    if (!cpuinfo)
+        return {};
+    std::string model;
+    char line[512];
+    while (std::fgets(line, sizeof line, cpuinfo))
+        if (std::strncmp(line, "model name", 10) == 0) {
+            const char *colon = std::strchr(line, ':');
+            if (colon) {
+                model = colon + 1 + std::strspn(colon + 1, " \t");
+                model.erase(model.find_last_not_of(" \t\n") + 1);
+            }
+            break;
+        }
+    std::fclose(cpuinfo);
+    return model;
+}
+
+} // namespace
+
+void print_json_machine(std::FILE *out)
+{
+    char date[32] = "";
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    if (gmtime_r(&now, &utc))
+        std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    utsname names{};
+    std::string system;
+    if (uname(&names) == 0)
+        system = std::string(names.sysname) + " " + names.release + " " + names.machine;
+    std::string cpu = cpu_model();
+    if (cpu.empty())
+        cpu = names.machine;
+    std::fprintf(out,
+                 "  \"date\": \"%s\",\n"
+                 "  \"machine\": {\"cpu\": \"%s\", \"cpus\": %ld, \"system\": \"%s\"},\n",
+                 date, json_escaped(cpu).c_str(), sysconf(_SC_NPROCESSORS_ONLN),
+                 json_escaped(system).c_str());
 }
 
 void publish(const Options &options, std::FILE *export_json,

@@ -144,7 +144,9 @@ bool lateness_figures(Child &child, const LatenessRun &run, const std::vector<Sh
     std::sort(late.begin(), late.end());
     child.sample.set(kEarly, static_cast<double>(early));
     child.sample.set(kLateP50, static_cast<double>(late[rank(0.50, late.size())]));
+    child.sample.set(kLateP90, static_cast<double>(late[rank(0.90, late.size())]));
     child.sample.set(kLateP99, static_cast<double>(late[rank(0.99, late.size())]));
+    child.sample.set(kLateP999, static_cast<double>(late[rank(0.999, late.size())]));
     child.sample.set(kLateMax, static_cast<double>(late.back()));
     if (max_steady)
         child.sample.set(kLateMaxSteady, static_cast<double>(*max_steady));

@@ -38,7 +38,9 @@ constexpr std::uint64_t kIdleNs = kSecondNs;
 enum Metric : unsigned {
     kEarly,
     kLateP50,
+    kLateP90,
     kLateP99,
+    kLateP999,
     kLateMax,
     kLateMaxSteady,
     kWakeupsPerSecond,

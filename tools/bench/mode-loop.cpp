@@ -56,7 +56,9 @@ struct MetricInfo {
 constexpr MetricInfo kMetrics[] = {
     {kEarly, "early", Unit::count},
     {kLateP50, "late_p50_ns", Unit::ns},
+    {kLateP90, "late_p90_ns", Unit::ns},
     {kLateP99, "late_p99_ns", Unit::ns},
+    {kLateP999, "late_p999_ns", Unit::ns},
     {kLateMax, "late_max_ns", Unit::ns},
     {kLateMaxSteady, "late_max_after_startup_ns", Unit::ns},
     {kWakeupsPerSecond, "wakeups_per_s", Unit::count},
@@ -328,12 +330,15 @@ void print_json(std::FILE *out, const Options &options, const Results &results)
 {
     std::fprintf(out,
                  "{\n  \"tool\": \"tw-bench\",\n  \"mode\": \"loop\",\n"
-                 "  \"tickwheel_version\": \"%s\",\n  \"libevent_version\": \"%s\",\n"
+                 "  \"tickwheel_version\": \"%s\",\n  \"libevent_version\": \"%s\",\n",
+                 tw_version(), event_get_version());
+    print_json_machine(out);
+    std::fprintf(out,
                  "  \"seed\": %" PRIu64 ",\n  \"runs\": %u,\n  \"loop_seconds\": %u,\n"
                  "  \"loop_timers\": %zu,\n  \"expiry_timers\": %zu,\n"
                  "  \"inbox_commands\": %zu,\n  \"idle_ns\": %" PRIu64 ",\n  \"results\": [",
-                 tw_version(), event_get_version(), options.seed, options.runs, options.loop_seconds,
-                 options.loop_timers, kExpiryTimers, kInboxCommands, kIdleNs);
+                 options.seed, options.runs, options.loop_seconds, options.loop_timers,
+                 kExpiryTimers, kInboxCommands, kIdleNs);
     for (std::size_t j = 0; j < kJobCount; ++j) {
         const JobResult &result = results[j];
         std::fprintf(out,

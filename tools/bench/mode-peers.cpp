@@ -355,12 +355,13 @@ void print_report(const Selection &options, const Results &results)
 
 void print_json(std::FILE *out, const Selection &options, const Results &results)
 {
-    std::fprintf(
-        out,
-        "{\n  \"tool\": \"tw-bench\",\n  \"tickwheel_version\": \"%s\",\n  \"seed\": %" PRIu64
-        ",\n  \"runs\": %u,\n  \"delay_min_ns\": %" PRIu64 ",\n  \"delay_max_ns\": %" PRIu64
-        ",\n  \"results\": [",
-        tw_version(), options.seed, options.runs, kDelayMinNs, kDelayMaxNs);
+    std::fprintf(out, "{\n  \"tool\": \"tw-bench\",\n  \"tickwheel_version\": \"%s\",\n",
+                 tw_version());
+    print_json_machine(out);
+    std::fprintf(out,
+                 "  \"seed\": %" PRIu64 ",\n  \"runs\": %u,\n  \"delay_min_ns\": %" PRIu64
+                 ",\n  \"delay_max_ns\": %" PRIu64 ",\n  \"results\": [",
+                 options.seed, options.runs, kDelayMinNs, kDelayMaxNs);
     const char *separator = "\n";
     for (const std::size_t impl : options.impls)
         for (const WorkloadInfo &w : kWorkloads)
