@@ -11,7 +11,8 @@ FUZZ_SECONDS ?=
 FUZZ_CORPUS ?= /var/tmp/tickwheel-fuzz
 
 PACKAGES := g++ binutils pkg-config meson ninja-build libevent-dev libev-dev libuv1-dev \
-	libsimde-dev libcmocka-dev hyperfine mandoc clang libclang-rt-dev python3 cmake
+	libsimde-dev libcmocka-dev hyperfine mandoc clang libclang-rt-dev python3 cmake \
+	gnuplot-nox jq
 
 .PHONY: all deps run test fuzz bench install clean
 

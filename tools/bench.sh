@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# bench.sh -- tw-bench through hyperfine, then tw-bench's own table.
+# bench.sh -- tw-bench through hyperfine, then tw-bench's own tables, all
+# kept as JSON and drawn as PNG charts.
 #
 # hyperfine runs one command per implementation, each a single tw-bench run
 # of one workload (W5 churn at N = 100000 by default), with warm-up runs and
 # several timed runs, and exports JSON and Markdown.  It times whole
 # processes: drawing the random numbers, arming the first N timers and
 # tw-bench's warm-up pass are included, so its figures compare end-to-end
-# cost; an SVG bar chart of them is rendered with awk alone.  The
-# per-operation figures are tw-bench's own table, printed last and exported
-# as JSON beside hyperfine's.  Nothing here uses the network.
+# cost.  The per-operation figures are tw-bench's own table, then the loop
+# benchmarks of tw-bench --loop (lateness beside libevent's timers, mass
+# expiry, inbox, idle), each printed and exported as JSON beside
+# hyperfine's.  tools/plot.sh draws the three JSON documents; without
+# gnuplot the JSON stays, and the charts can be drawn later from it.
+# Nothing here uses the network.
 #
-# Uses: a built tw-bench, hyperfine, awk.
+# Uses: a built tw-bench, hyperfine; tools/plot.sh (gnuplot, jq).
 set -euo pipefail
 
 usage() {
@@ -27,12 +31,21 @@ TW_BENCH is the tw-bench binary; default: build/tools/tw-bench of this tree.
   --runs COUNT      hyperfine timed runs per command (default: 10)
   --seed SEED       passed to every tw-bench run (default: 1)
   --cpu CPU         passed to every tw-bench run: pin it to one CPU
-  --quick           the table run gets --quick (N = 1000, 100000)
+  --loop-seconds S  passed to the loop run: the span of its lateness run
+  --loop-timers T   passed to the loop run: the timers of its lateness run
+  --quick           the table run gets --quick (N = 1000, 100000); the loop
+                    run, one run and --loop-seconds 1 unless given
   --no-table        skip the table run
+  --no-loop         skip the loop run
+  --no-plot         draw no chart, write the JSON only
   -h, --help        print this and exit
 
-Writes into DIR: hyperfine-W-N.json, .md, .csv and .svg (a bar chart of the
-means with min-max whiskers), tw-bench.json and tw-bench.md.
+Writes into DIR: hyperfine-W-N.json, .md and .csv, tw-bench.json and .md
+(the table), tw-bench-loop.json and .md (the loop run), and the charts
+tools/plot.sh draws from them: hyperfine-W-N.png (wall time per process),
+tw-bench-1k.png, tw-bench-100k.png and, without --quick, tw-bench-1M.png
+(ns per operation at each N), and tw-bench-loop-lateness.png (lateness
+percentiles).
 EOF
 }
 
@@ -53,10 +66,15 @@ seed=1
 cpu=
 quick=
 table=1
+loop=1
+plot=1
+loop_seconds=
+loop_timers=
 
 while [ $# -gt 0 ]; do
     case $1 in
-    --out | --impl | --workload | --n | --warmup | --runs | --seed | --cpu)
+    --out | --impl | --workload | --n | --warmup | --runs | --seed | --cpu | --loop-seconds | \
+        --loop-timers)
         [ $# -ge 2 ] || die "$1 needs a value"
         case $1 in
         --out) out=$2 ;;
@@ -67,11 +85,15 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2 ;;
         --seed) seed=$2 ;;
         --cpu) cpu=$2 ;;
+        --loop-seconds) loop_seconds=$2 ;;
+        --loop-timers) loop_timers=$2 ;;
         esac
         shift 2
         ;;
     --quick) quick=1; shift ;;
     --no-table) table=; shift ;;
+    --no-loop) loop=; shift ;;
+    --no-plot) plot=; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) die "unknown option $1; try --help" ;;
     *)
@@ -86,6 +108,10 @@ done
 [ -x "$bin" ] || die "no tw-bench at $bin; build it with: ninja -C build tools/tw-bench"
 command -v hyperfine >/dev/null || die "no hyperfine; on Debian: apt-get install hyperfine"
 mkdir -p "$out"
+if [ -n "$plot" ] && ! command -v gnuplot >/dev/null; then
+    echo "bench.sh: no gnuplot: the results are kept as JSON, without charts" \
+        "(on Debian: apt-get install gnuplot-nox)" >&2
+fi
 
 common=(--seed "$seed")
 [ -z "$cpu" ] || common+=(--cpu "$cpu")
@@ -100,51 +126,42 @@ for impl in "${impl_list[@]}"; do
         "$quoted_bin --impl $impl --workload $workload --n $n --runs 1 ${common[*]}")
 done
 
-# A horizontal bar per command: the mean, with a whisker from min to max.
-plot_svg() {
-    awk -F, -v title="$1" -v q="'" '
-        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        {
-            n++
-            name[n] = $col["command"]
-            mean[n] = $col["mean"] * 1000
-            lo[n] = $col["min"] * 1000
-            hi[n] = $col["max"] * 1000
-            if (hi[n] > top) top = hi[n]
-        }
-        function x(ms) { return 150 + ms / top * 420 }
-        function attr(key, value) { return " " key "=" q value q }
-        END {
-            printf "<svg%s%s", attr("xmlns", "http://www.w3.org/2000/svg"), attr("width", 660)
-            printf "%s%s%s>\n", attr("height", 50 + 28 * n), attr("font-family", "sans-serif"),
-                attr("font-size", 13)
-            printf "<text%s%s>%s</text>\n", attr("x", 10), attr("y", 20), title
-            for (i = 1; i <= n; i++) {
-                y = 35 + 28 * (i - 1)
-                printf "<text%s%s%s>%s</text>\n", attr("x", 142), attr("y", y + 17),
-                    attr("text-anchor", "end"), name[i]
-                printf "<rect%s%s%s%s%s/>\n", attr("x", 150), attr("y", y + 3),
-                    attr("width", x(mean[i]) - 150), attr("height", 20), attr("fill", "#4c78a8")
-                printf "<line%s%s%s%s%s/>\n", attr("x1", x(lo[i])), attr("x2", x(hi[i])),
-                    attr("y1", y + 13), attr("y2", y + 13), attr("stroke", "black")
-                printf "<text%s%s>%.1f ms</text>\n", attr("x", 578), attr("y", y + 17), mean[i]
-            }
-            print "</svg>"
-        }'
-}
-
 stem=$out/hyperfine-$workload-$n
 hyperfine -N --warmup "$warmup" --runs "$runs" --export-json "$stem.json" \
     --export-markdown "$stem.md" --export-csv "$stem.csv" "${commands[@]}"
-plot_svg "tw-bench $workload at N = $n: wall time per process, mean and min-max" \
-    <"$stem.csv" >"$stem.svg"
 echo
-echo "hyperfine, $workload at N = $n, whole process per run (plot: $stem.svg):"
+echo "hyperfine, $workload at N = $n, whole process per run:"
 cat "$stem.md"
+documents=("$stem.json")
 
 if [ -n "$table" ]; then
     table_args=("${common[@]}" --export-json "$out/tw-bench.json")
     [ -z "$quick" ] || table_args+=(--quick)
     echo
     "$bin" "${table_args[@]}" | tee "$out/tw-bench.md"
+    documents+=("$out/tw-bench.json")
+fi
+
+if [ -n "$loop" ]; then
+    loop_args=(--loop "${common[@]}" --export-json "$out/tw-bench-loop.json")
+    if [ -n "$quick" ]; then
+        loop_args+=(--runs 1)
+        loop_seconds=${loop_seconds:-1}
+    fi
+    [ -z "$loop_seconds" ] || loop_args+=(--loop-seconds "$loop_seconds")
+    [ -z "$loop_timers" ] || loop_args+=(--loop-timers "$loop_timers")
+    echo
+    "$bin" "${loop_args[@]}" | tee "$out/tw-bench-loop.md"
+    documents+=("$out/tw-bench-loop.json")
+fi
+
+if [ -n "$plot" ]; then
+    echo
+    status=0
+    "$root/tools/plot.sh" "${documents[@]}" || status=$?
+    case $status in
+    0) echo "bench.sh: the charts are in $out" ;;
+    3) echo "bench.sh: the JSON in $out can be drawn later with: tools/plot.sh $out/*.json" >&2 ;;
+    *) exit "$status" ;;
+    esac
 fi
