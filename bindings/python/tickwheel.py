@@ -368,7 +368,10 @@ def _conn_trampoline(event, token):
 class _Owner:
     """What a Wheel and a Loop share: the timer table and recorded errors."""
 
-    _fns = {}       # class-specific C function names
+    _prefix = ""    # "tw_wheel" or "tw_loop": the C functions' prefix
+
+    def _fn(self, verb):
+        return "%s_%s" % (self._prefix, verb)
 
     def _setup(self):
         self._ptr = None
@@ -398,7 +401,7 @@ class _Owner:
         if self._ptr is None:
             return False
         ret = c_uint64()
-        return getattr(_L(), self._deadline_fn)(self._ptr, handle, byref(ret)) == 0
+        return getattr(_L(), self._fn("deadline"))(self._ptr, handle, byref(ret)) == 0
 
     def _record(self, exc):
         self._errors.append(exc)
@@ -438,19 +441,39 @@ class _Owner:
         if len(self._errors) > mark:
             # An injected clock raised: the call does not happen.
             if r == 0:
-                getattr(_L(), self._cancel_fn)(ptr, ret.value)
+                getattr(_L(), self._fn("cancel"))(ptr, ret.value)
             self._raise_since(mark)
         _check(r, cfn)
         timer = Timer(self, ret.value)
         self._timers[ret.value] = (timer, callback)
         return timer
 
-    def _cancel(self, cfn, timer):
+    def schedule(self, deadline_ns, callback):
+        """Arms callback at deadline_ns; returns its Timer."""
+        return self._schedule(self._fn("schedule"), (_u64(deadline_ns, "deadline_ns"),),
+                              callback)
+
+    def schedule_relative(self, delay_ns, callback):
+        """Arms callback at now() + delay_ns (saturating at TW_NEVER)."""
+        return self._schedule(self._fn("schedule_relative"), (_u64(delay_ns, "delay_ns"),),
+                              callback)
+
+    def schedule_slack(self, deadline_ns, slack_ns, callback):
+        """Arms callback anywhere in [deadline_ns, deadline_ns + slack_ns]."""
+        return self._schedule(self._fn("schedule_slack"),
+                              (_u64(deadline_ns, "deadline_ns"), _u64(slack_ns, "slack_ns")),
+                              callback)
+
+    def cancel(self, timer):
+        """Disarms timer; TickwheelError TW_ENOENT when it is stale."""
+        cfn = self._fn("cancel")
         h = self._handle(timer)
         _check(getattr(_L(), cfn)(self._live(), h), cfn)
         self._timers.pop(h, None)
 
-    def _reschedule(self, cfn, timer, deadline_ns):
+    def reschedule(self, timer, deadline_ns):
+        """Moves timer, or re-arms the one whose callback runs."""
+        cfn = self._fn("reschedule")
         h = self._handle(timer)
         d = _u64(deadline_ns, "deadline_ns")
         _check(getattr(_L(), cfn)(self._live(), h, d), cfn)
@@ -462,17 +485,17 @@ class _Owner:
 
     def deadline(self, timer):
         """The deadline timer will fire at; TW_ENOENT when it is stale."""
-        return self._query(self._deadline_fn, timer)
+        return self._query(self._fn("deadline"), timer)
 
     def period(self, timer):
         """The period of a periodic timer; TW_ENOENT for any other."""
-        return self._query(self._period_fn, timer)
+        return self._query(self._fn("period"), timer)
 
     def schedule_periodic(self, first_ns, period_ns, callback, skip=False):
         """Arms callback at first_ns, then every period_ns after it, never
         drifting.  Periods missed at once fire one after the other, or,
         with skip, once.  Cancel it to stop it."""
-        return self._schedule(self._periodic_fn,
+        return self._schedule(self._fn("schedule_periodic"),
                               (_u64(first_ns, "first_ns"), _u64(period_ns, "period_ns"),
                                TW_PERIODIC_SKIP if skip else TW_PERIODIC_CATCH_UP),
                               callback)
@@ -579,34 +602,7 @@ class Wheel(_Owner):
         self._finalizer()
         self._timers.clear()
 
-    def schedule(self, deadline_ns, callback):
-        """Arms callback at deadline_ns; returns its Timer."""
-        return self._schedule("tw_wheel_schedule", (_u64(deadline_ns, "deadline_ns"),),
-                              callback)
-
-    def schedule_relative(self, delay_ns, callback):
-        """Arms callback at now() + delay_ns (saturating at TW_NEVER)."""
-        return self._schedule("tw_wheel_schedule_relative", (_u64(delay_ns, "delay_ns"),),
-                              callback)
-
-    def schedule_slack(self, deadline_ns, slack_ns, callback):
-        """Arms callback anywhere in [deadline_ns, deadline_ns + slack_ns]."""
-        return self._schedule("tw_wheel_schedule_slack",
-                              (_u64(deadline_ns, "deadline_ns"), _u64(slack_ns, "slack_ns")),
-                              callback)
-
-    _cancel_fn = "tw_wheel_cancel"
-    _deadline_fn = "tw_wheel_deadline"
-    _period_fn = "tw_wheel_period"
-    _periodic_fn = "tw_wheel_schedule_periodic"
-
-    def cancel(self, timer):
-        """Disarms timer; TickwheelError TW_ENOENT when it is stale."""
-        self._cancel("tw_wheel_cancel", timer)
-
-    def reschedule(self, timer, deadline_ns):
-        """Moves timer, or re-arms the one whose callback runs."""
-        self._reschedule("tw_wheel_reschedule", timer, deadline_ns)
+    _prefix = "tw_wheel"
 
     def next_deadline(self):
         """A time never later than the earliest deadline; None when nothing
@@ -819,32 +815,9 @@ class Loop(_Owner):
         and due timers with the built-in clock)."""
         return _check(_L().tw_loop_fd(self._live()), "tw_loop_fd")
 
-    # Timers.
-    def schedule(self, deadline_ns, callback):
-        return self._schedule("tw_loop_schedule", (_u64(deadline_ns, "deadline_ns"),),
-                              callback)
-
-    def schedule_relative(self, delay_ns, callback):
-        return self._schedule("tw_loop_schedule_relative", (_u64(delay_ns, "delay_ns"),),
-                              callback)
-
-    def schedule_slack(self, deadline_ns, slack_ns, callback):
-        return self._schedule("tw_loop_schedule_slack",
-                              (_u64(deadline_ns, "deadline_ns"), _u64(slack_ns, "slack_ns")),
-                              callback)
-
-    _cancel_fn = "tw_loop_cancel"
-    _deadline_fn = "tw_loop_deadline"
-    _period_fn = "tw_loop_period"
-    _periodic_fn = "tw_loop_schedule_periodic"
-
-    def cancel(self, timer):
-        """Disarms timer; TickwheelError TW_ENOENT when it is stale."""
-        self._cancel("tw_loop_cancel", timer)
-
-    def reschedule(self, timer, deadline_ns):
-        """Moves timer, or re-arms the one whose callback runs."""
-        self._reschedule("tw_loop_reschedule", timer, deadline_ns)
+    # Timers: schedule, cancel, reschedule, deadline and periodic ones
+    # are _Owner's, on the tw_loop_ functions.
+    _prefix = "tw_loop"
 
     # Connections.
     def connection(self, conn_id, callback=None):
