@@ -166,6 +166,17 @@ EOF
 # than 20 times the smallest, with tics at 1, 2 and 5 of each decade, and
 # room above the highest error bar for the figures written there; the
 # bottom of the axis in the gnuplot variable ybottom.
+# Runs the gnuplot script $1, which writes $2; says which chart ($3)
+# failed, and marks the run failed, when gnuplot does.
+draw() {
+    if gnuplot "$1"; then
+        echo "$2"
+    else
+        echo "plot.sh: $3: gnuplot failed" >&2
+        failed=1
+    fi
+}
+
 y_axis() {
     awk -F'\t' -v first="$2" -v label="$3" -v force="${4:-}" -v q='"' '
         {
@@ -291,12 +302,7 @@ $prov")"
                 "$(quote "$fails")"
             echo
         } >"$script"
-        if gnuplot "$script"; then
-            echo "$png"
-        else
-            echo "plot.sh: $file: gnuplot failed on N = $label" >&2
-            failed=1
-        fi
+        draw "$script" "$png" "$file: N = $label"
     done
 }
 
@@ -370,12 +376,7 @@ $prov")"
         for ((i = 1; i < ${#plots[@]}; i++)); do printf ', \\\n     %s' "${plots[i]}"; done
         echo
     } >"$script"
-    if gnuplot "$script"; then
-        echo "$png"
-    else
-        echo "plot.sh: $file: gnuplot failed" >&2
-        failed=1
-    fi
+    draw "$script" "$png" "$file"
 }
 
 # hyperfine --export-json: wall time per command.
@@ -420,12 +421,7 @@ file written $date")"
         printf '     %s using 1:5:(sprintf("%%.1f ms", column(3))) with labels offset 0,0.8 font ",10"\n' \
             "$(quote "$data")"
     } >"$script"
-    if gnuplot "$script"; then
-        echo "$png"
-    else
-        echo "plot.sh: $file: gnuplot failed" >&2
-        failed=1
-    fi
+    draw "$script" "$png" "$file"
 }
 
 for file in "${files[@]}"; do
