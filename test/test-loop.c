@@ -1938,6 +1938,14 @@ static void loop_periodic(tw_timer timer, uint64_t deadline_ns, void *userdata)
         assert_int_equal(tw_loop_cancel(LOG.loop, timer), 0);
 }
 
+static void deadline_of_running(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    uint64_t d;
+    (void)deadline_ns;
+    (void)userdata;
+    assert_int_equal(tw_loop_deadline(LOG.loop, timer, &d), TW_ENOENT);
+}
+
 /* A periodic loop timer: every period from the first, told its own
  * deadline, queried and stopped from its callback. */
 static void test_loop_periodic(void **state)
@@ -1959,6 +1967,12 @@ static void test_loop_periodic(void **state)
     for (size_t k = 0; k < 4; k++)
         assert_int_equal(LOG.deadlines[k], T0 + 2 * MS + k * 3 * MS);
     assert_int_equal(tw_loop_deadline(loop, t, &p), TW_ENOENT);
+    /* A plain timer inside its own callback is not armed. */
+    assert_int_equal(tw_loop_schedule(loop, T0 + 30 * MS, deadline_of_running, NULL, &t), 0);
+    assert_int_equal(tw_loop_deadline(loop, t, &p), 0);
+    assert_int_equal(p, T0 + 30 * MS);
+    FAKE = T0 + 30 * MS;
+    assert_int_equal(tw_loop_process(loop), 1);
     assert_int_equal(tw_loop_schedule_periodic(loop, T0, 0, 0, loop_periodic, NULL, &t), TW_EINVAL);
     assert_int_equal(tw_loop_schedule_periodic(loop, T0, MS, 4, loop_periodic, NULL, &t), TW_EINVAL);
     finish();

@@ -1184,6 +1184,40 @@ static void test_count_walk_cancel_all(void **state)
     tw_wheel_free(w);
 }
 
+static void cancel_everything(tw_timer timer, uint64_t deadline_ns, void *userdata)
+{
+    size_t n = 0;
+    uint64_t d;
+    record(timer, deadline_ns, userdata);
+    if (LOG.n > 1)
+        return;
+    assert_int_equal(tw_wheel_cancel_all(LOG.wheel, &n), 0);
+    assert_int_equal(n, 3);     /* two still due in this advance, one later */
+    /* The running timer is not armed, and stays as it is. */
+    assert_int_equal(tw_wheel_deadline(LOG.wheel, timer, &d), TW_ENOENT);
+    assert_int_equal(tw_wheel_reschedule(LOG.wheel, timer, deadline_ns + SEC), 0);
+}
+
+/* Called from a callback, cancel-all also cancels the timers still due in
+ * the running advance. */
+static void test_cancel_all_from_callback(void **state)
+{
+    (void)state;
+    tw_wheel *w = new_wheel(TW_TICK_DEFAULT_NS, 0);
+    tw_timer t;
+    assert_int_equal(tw_wheel_schedule(w, 5 * MS, cancel_everything, (void *)1, &t), 0);
+    arm(w, 5 * MS, 2);
+    arm(w, 6 * MS, 3);
+    arm(w, 2 * SEC, 4);
+    assert_int_equal(tw_wheel_advance(w, 10 * MS), 1);
+    assert_int_equal(LOG.n, 1);
+    assert_int_equal(tw_wheel_count(w), 1);     /* the one it re-armed */
+    assert_int_equal(tw_wheel_advance(w, 3 * SEC), 1);
+    assert_int_equal(LOG.ids[1], 1);
+    assert_int_equal(tw_wheel_verify(w), 0);
+    tw_wheel_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1226,6 +1260,7 @@ int main(void)
         cmocka_unit_test(test_periodic_cancel_and_move_from_callback),
         cmocka_unit_test(test_periodic_bad_input),
         cmocka_unit_test(test_count_walk_cancel_all),
+        cmocka_unit_test(test_cancel_all_from_callback),
     };
     return cmocka_run_group_tests_name("wheel", tests, NULL, NULL);
 }
