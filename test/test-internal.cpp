@@ -58,13 +58,21 @@ void test_divider_matches_division(void **state)
     }
 }
 
+/* A record the pool can hold: a generation and a free-list link. */
+struct Record {
+    uint32_t gen;
+    uint32_t next;
+    uint64_t payload;
+};
+
 void test_pool_limit_and_generations(void **state)
 {
     (void)state;
-    tw::Pool pool;
-    assert_true(pool.init(5000, 0, 0));
+    tw::Pool<Record> pool;
+    assert_true(pool.init(3, 5000, 0, 0));
     uint32_t first = pool.alloc();
-    assert_int_equal(first, 1);                     /* 0 is never a timer */
+    assert_int_equal(first, 3);                     /* the reserved are never handed out */
+    assert_false(pool.issued(2));
     uint32_t gen = pool.at(first).gen;
     pool.release(first);
     assert_int_equal(pool.at(first).gen, gen + 1);
@@ -83,22 +91,21 @@ void test_pool_limit_and_generations(void **state)
     assert_int_equal(pool.capacity(), 5000);
 }
 
-void test_block_pool(void **state)
+/* Two pools keyed differently start their records at different
+ * generations, so one's handles do not name the other's records. */
+void test_pool_keys(void **state)
 {
     (void)state;
-    tw::BlockPool blocks;
-    assert_int_equal(blocks.free_count(), 0);
-    assert_true(blocks.reserve(300));               /* 128 KiB first */
-    assert_int_equal(blocks.total(), 512);
-    assert_int_equal(blocks.free_count(), 512);
-    uint32_t a = blocks.take(), b = blocks.take();
-    assert_int_not_equal(a, b);
-    assert_true(a < 512 && b < 512);
-    blocks.give(a);
-    assert_int_equal(blocks.take(), a);
-    assert_int_equal(blocks.free_count(), 510);
-    assert_true(blocks.reserve(510));
-    assert_int_equal(blocks.total(), 512);
+    tw::Pool<Record> a, b;
+    assert_true(a.init(1, 0, 16, 1));
+    assert_true(b.init(1, 0, 16, 2));
+    int same = 0;
+    for (int k = 0; k < 16; k++) {
+        uint32_t i = a.alloc(), j = b.alloc();
+        assert_int_equal(i, j);
+        same += a.at(i).gen == b.at(j).gen;
+    }
+    assert_true(same <= 1);
 }
 
 /* The histogram's percentiles against the exact ones of sorted samples,
@@ -152,7 +159,7 @@ int main()
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_divider_matches_division),
         cmocka_unit_test(test_pool_limit_and_generations),
-        cmocka_unit_test(test_block_pool),
+        cmocka_unit_test(test_pool_keys),
         cmocka_unit_test(test_histogram_percentiles),
     };
     return cmocka_run_group_tests_name("internal", tests, nullptr, nullptr);

@@ -45,12 +45,12 @@ std::vector<const Kernels *> all_variants()
 uint32_t reference_list(uint64_t deadline, uint64_t tick, uint64_t cur)
 {
     if (deadline == UINT64_MAX)
-        return tw::simd::kNeverList;
+        return tw::kNeverList;
     uint64_t t = deadline / tick;
     if (t <= cur)
-        return tw::simd::kDueList;
+        return tw::kDueList;
     uint32_t level = 0;
-    while (level + 1 < tw::simd::kLevels && ((t ^ cur) >> ((level + 1) * 6)) != 0)
+    while (level + 1 < tw::kLevels && ((t ^ cur) >> ((level + 1) * 6)) != 0)
         level++;
     return level * 64 + uint32_t((t >> (level * 6)) & 63);
 }
@@ -59,7 +59,7 @@ void params(uint64_t tick, uint64_t cur, tw::simd::ListParams *p)
 {
     tw::Divider d;
     d.init(tick);
-    d.params(p);
+    static_cast<tw::TickDivision &>(*p) = d.division();
     p->cur = cur;
 }
 

@@ -2,7 +2,7 @@
  * The scalar twins, the run-time choice of a variant, and the grouping
  * built on the bucket kernel.
  *
- * Uses: simd/simd.hpp only.
+ * Uses: simd/simd.hpp and the geometry it includes.
  */
 #include "simd/simd.hpp"
 
@@ -13,31 +13,10 @@ namespace simd {
 
 namespace {
 
-__extension__ typedef unsigned __int128 u128;
-
 void lists_scalar(const ListParams &p, size_t n, const uint64_t *deadlines, uint32_t *ret)
 {
-    for (size_t k = 0; k < n; k++) {
-        uint64_t d = deadlines[k];
-        uint64_t t;
-        if (p.shift >= 0) {
-            t = d >> p.shift;
-        } else {
-            u128 lo = u128(d) * p.recip_lo;
-            t = uint64_t((u128(d) * p.recip_hi + (lo >> 64)) >> 64);
-        }
-        uint32_t list;
-        if (d == UINT64_MAX) {
-            list = kNeverList;
-        } else if (t <= p.cur) {
-            list = kDueList;
-        } else {
-            unsigned level = (63u - unsigned(__builtin_clzll(t ^ p.cur))) / kLevelBits;
-            list = level << kLevelBits |
-                   (unsigned(t >> (level * kLevelBits)) & ((1u << kLevelBits) - 1));
-        }
-        ret[k] = list;
-    }
+    for (size_t k = 0; k < n; k++)
+        ret[k] = list_of_tick(deadlines[k], tick_of(p, deadlines[k]), p.cur);
 }
 
 void hash_ids_scalar(size_t n, const uint32_t *ids, uint32_t *ret)

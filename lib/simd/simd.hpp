@@ -24,7 +24,8 @@
  * Nothing here allocates or keeps state; kernels() resolves once, on first
  * use, which variant this process runs.
  *
- * Uses: nothing of the library.  lib/wheel (batch scheduling) and
+ * Uses: common/wheel-geometry.hpp, which the scalar twin follows line for
+ * line.  lib/wheel (batch scheduling) and
  * lib/capi (tw_conn_id_shards, tw_conn_id_group) call it.
  */
 #ifndef TW_SIMD_HPP
@@ -33,22 +34,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/wheel-geometry.hpp"
+
 namespace tw {
 namespace simd {
 
-/* The wheel's geometry as the list kernel needs it. */
-struct ListParams {
-    uint64_t cur;           /* the wheel's current tick */
-    uint64_t recip_lo;      /* ceil(2^128 / tick), when shift < 0 */
-    uint64_t recip_hi;
-    int shift;              /* log2(tick) when the tick is a power of 2, else -1 */
+/* The wheel's geometry as the list kernel needs it: its division by the
+ * tick and its current tick. */
+struct ListParams : TickDivision {
+    uint64_t cur = 0;
 };
-
-/* List ids as the wheel numbers them: level * 64 + slot, then due, never. */
-constexpr uint32_t kLevelBits = 6;
-constexpr uint32_t kLevels = 10;
-constexpr uint32_t kDueList = kLevels << kLevelBits;
-constexpr uint32_t kNeverList = kDueList + 1;
 
 struct Kernels {
     const char *name;

@@ -158,7 +158,7 @@ bool pass(const tw::simd::Kernels &k, std::size_t size, Data &d, Table &table)
     tw::Divider tick;
     tick.init(kMs);
     tw::simd::ListParams p;
-    tick.params(&p);
+    static_cast<tw::TickDivision &>(p) = tick.division();
     p.cur = 0;
     std::size_t due = 0, largest = 0;
     std::vector<double> lists, masks, groups;
