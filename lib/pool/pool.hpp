@@ -62,6 +62,9 @@ public:
             return false;
         /* Up front means touched: the first allocations take no page faults. */
         std::memset(static_cast<void *>(data_), 0, size_t(reserved + initial) * sizeof(T));
+        primed_ = reserved + initial;
+        for (uint32_t i = reserved; i < primed_; i++)
+            data_[i].gen = first_gen(i);
         return true;
     }
 
@@ -78,12 +81,11 @@ public:
             reused_++;
         } else if (fresh_ < usable_ || grow_to(fresh_ + 1)) {
             i = fresh_++;
-            data_[i].gen = first_gen(i);
+            if (i >= primed_)
+                data_[i].gen = first_gen(i);
         } else {
             return 0;
         }
-        if (++in_use_ > high_water_)
-            high_water_ = in_use_;
         return i;
     }
 
@@ -94,7 +96,6 @@ public:
         e.next = free_head_;
         free_head_ = i;
         free_count_++;
-        in_use_--;
     }
 
     /* n fresh records' indices into ret, as n alloc() calls would give them
@@ -111,12 +112,10 @@ public:
         free_count_ -= k;
         reused_ += k;
         for (; k < n; k++) {
-            data_[fresh_].gen = first_gen(fresh_);
+            if (fresh_ >= primed_)
+                data_[fresh_].gen = first_gen(fresh_);
             ret[k] = fresh_++;
         }
-        in_use_ += n;
-        if (in_use_ > high_water_)
-            high_water_ = in_use_;
     }
 
     /* True when n more allocs will succeed; allocates as needed. */
@@ -134,8 +133,10 @@ public:
 
     uint32_t reserved() const { return reserved_; }
     uint32_t fresh() const { return fresh_; }
-    uint64_t in_use() const { return in_use_; }
-    uint64_t high_water() const { return high_water_; }
+    uint64_t in_use() const { return fresh_ - reserved_ - free_count_; }
+    /* Fresh indices are handed out only when none is free, so the most in
+     * use at once is how many were ever handed out. */
+    uint64_t high_water() const { return fresh_ - reserved_; }
     uint64_t reused() const { return reused_; }
     uint64_t capacity() const { return usable_ - reserved_; }
     uint32_t free_head() const { return free_head_; }
@@ -168,9 +169,10 @@ private:
     uint32_t limit_ = 0;        /* indices below this may be handed out */
     uint32_t usable_ = 0;       /* indices allocated, at most limit_ */
     uint32_t fresh_ = 1;        /* next never-used index */
+    uint32_t primed_ = 0;       /* records below have their first generation */
     uint32_t free_head_ = 0;    /* 0: empty */
     uint64_t free_count_ = 0;
-    uint64_t in_use_ = 0, high_water_ = 0, reused_ = 0;
+    uint64_t reused_ = 0;
 };
 
 } // namespace tw

@@ -163,7 +163,7 @@ int Wheel::verify_entries(uint32_t *cb_refs, uint64_t armed) const
         return broken("firing entries and the round disagree");
     if (!advancing_ && running)
         return broken("an entry is running outside an advance");
-    if (pool_.in_use() + free_listed != uint64_t(pool_.fresh() - pool_.reserved()))
+    if (pool_.in_use() != listed + firing + running)
         return broken("the pool's use count is wrong");
     if (const char *why = callbacks_.check(cb_refs))
         return broken(why);
