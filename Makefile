@@ -12,7 +12,7 @@ FUZZ_CORPUS ?= /var/tmp/tickwheel-fuzz
 
 PACKAGES := g++ binutils pkg-config meson ninja-build libevent-dev libev-dev libuv1-dev \
 	libsimde-dev libcmocka-dev hyperfine mandoc clang libclang-rt-dev python3 cmake \
-	gnuplot-nox jq
+	gnuplot-nox jq libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
 
 .PHONY: all deps run test fuzz bench install clean
 
