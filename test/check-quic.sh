@@ -19,7 +19,7 @@ check() {  # json name op value
     fi
 }
 for mode in tickwheel libevent; do
-    out=$("$quic" --conns 100 --seconds 3 --loss 0.05 --rate 200 --interval 50 \
+    out=$("$quic" --conns 100 --seconds 3 --loss 0.05 --rate 200 --size 1000 --interval 50 \
         --idle 0.3 --idle-timeout 1500 --vanish 5 --junk 200 --timers "$mode" --json)
     status=$?
     if [ $status -ne 0 ]; then

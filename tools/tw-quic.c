@@ -102,6 +102,8 @@ struct options {
     uint32_t sockets;         /* client sockets per loop */
     uint32_t vanish;          /* extra clients that vanish mid-handshake */
     uint32_t junk;            /* junk datagrams sent to the server per second */
+    uint32_t in_flight;       /* handshakes a loop keeps going at once */
+    uint64_t slack;           /* tickwheel: how late a timer may fire */
     int timers;
     int role;
     uint16_t port;
@@ -184,6 +186,7 @@ struct loop {
     struct qconn **clients;   /* this loop's client connections, by slot */
     uint32_t *client_ids;
     uint32_t nclients, next_client;
+    uint32_t in_handshake;    /* client connections opened, not through */
     struct event *ramp_ev, *stop_ev, *progress_ev, *junk_ev;
     uint64_t start_ns, end_ns;
     int junk_fd;
@@ -224,8 +227,9 @@ static struct {
     long steady_nvcsw0;
 } G;
 
-static void settle(void)
+static void settle(struct loop *L)
 {
+    L->in_handshake--;
     __atomic_fetch_add(&G.settled, 1, __ATOMIC_RELAXED);
 }
 
@@ -469,7 +473,7 @@ static void conn_close(struct qconn *c, int err)
 {
     struct loop *L = c->L;
     if (!c->server && !c->handshaken)
-        settle();
+        settle(L);
     if (err == NGTCP2_ERR_IDLE_CLOSE) {
         if (c->server) {
             L->k.server_idle_closes++;
@@ -718,7 +722,7 @@ static int cb_handshake_completed(ngtcp2_conn *q, void *user_data)
     } else {
         L->k.client_handshakes++;
         __atomic_fetch_add(&G.progress_hs, 1, __ATOMIC_RELAXED);
-        settle();
+        settle(L);
     }
     if (!L->k.hs_first_ns)
         L->k.hs_first_ns = now;
@@ -955,8 +959,15 @@ static struct qconn *conn_alloc(struct loop *L, int server, uint32_t id)
 static int conn_timers(struct qconn *c)
 {
     struct loop *L = c->L;
-    if (G.o.timers == TIMERS_TICKWHEEL)
-        return tw_conn_new(L->tw, c->id, on_tw_conn, c, &c->tc) < 0 ? -1 : 0;
+    if (G.o.timers == TIMERS_TICKWHEEL) {
+        if (tw_conn_new(L->tw, c->id, on_tw_conn, c, &c->tc) < 0)
+            return -1;
+        if (G.o.slack) {
+            tw_conn_set_slack(c->tc, KIND_EXPIRY, G.o.slack);
+            tw_conn_set_slack(c->tc, KIND_APP, G.o.slack);
+        }
+        return 0;
+    }
     c->ev_expiry = evtimer_new(L->base, on_ev_expiry, c);
     if (!c->server)
         c->ev_app = evtimer_new(L->base, on_ev_app, c);
@@ -1037,13 +1048,14 @@ static int client_open(struct loop *L, uint32_t slot)
     ngtcp2_conn_set_tls_native_handle(c->q, c->tls);
     L->clients[slot] = c;
     L->k.client_opened++;
+    L->in_handshake++;
     if (conn_write(c) < 0)
         return 0;
     if (id > G.o.conns) {
         /* A client that vanishes mid-handshake: its first flight is out,
          * then it is gone without a word. */
         L->k.vanished++;
-        settle();
+        settle(L);
         conn_delete(c);
     }
     return 0;
@@ -1259,11 +1271,16 @@ static void on_ramp(evutil_socket_t fd, short what, void *arg)
     struct loop *L = arg;
     double elapsed = (double)(mono_ns() - L->start_ns) / 1e9;
     uint64_t due = (uint64_t)(elapsed * G.o.rate / G.o.loops) + 1;
+    /* At --rate, and never more than --in-flight handshakes at once: an
+     * opener faster than the handshakes' CPU would only queue Initials
+     * until they time out. */
     while (L->next_client < L->nclients && L->next_client < due) {
+        if (L->in_handshake >= G.o.in_flight)
+            break;
         uint32_t slot = L->next_client++;
         if (client_open(L, slot) < 0 && !L->clients[slot]) {
             L->k.closed_error++;
-            settle();
+            __atomic_fetch_add(&G.settled, 1, __ATOMIC_RELAXED);
         }
     }
     if (L->next_client < L->nclients) {
@@ -1717,13 +1734,15 @@ static void usage(FILE *f)
             "usage: tw-quic [options]\n"
             "  --conns N            client connections (default 1000, k suffix)\n"
             "  --seconds S          real time to run (default 5)\n"
-            "  --rate R             connections opened per second (default 2000)\n"
-            "  --size B             bytes each client sends per interval (default 1000)\n"
-            "  --interval MS        between a client's sends (default 100)\n"
-            "  --idle-timeout MS    QUIC max_idle_timeout (default 2000)\n"
+            "  --rate R             connections opened per second (default 1000)\n"
+            "  --in-flight N        handshakes a loop keeps going at once (default 64)\n"
+            "  --size B             bytes each client sends per interval (default 100)\n"
+            "  --interval MS        between a client's sends (default 2000)\n"
+            "  --idle-timeout MS    QUIC max_idle_timeout (default 5000)\n"
             "  --idle F             fraction of clients that send once, then idle (0.1)\n"
             "  --loss P             datagrams dropped at send (default 0)\n"
             "  --timers T           tickwheel (default) or libevent\n"
+            "  --slack MS           tickwheel: timers may fire this late, never early (0)\n"
             "  --loops K            threads, each a loop with its own socket (default 1)\n"
             "  --sockets N          client sockets per loop (default 8)\n"
             "  --vanish N           extra clients that vanish mid-handshake (default 0)\n"
@@ -1753,16 +1772,16 @@ static int number(const char *opt, const char *s, double lo, double hi, double *
 int main(int argc, char **argv)
 {
     G.o = (struct options){
-        .conns = 1000, .seconds = 5, .rate = 2000, .size = 1000, .interval = 100 * MS,
-        .idle_timeout = 2000 * MS, .idle_fraction = 0.1, .loops = 1, .sockets = 8,
-        .timers = TIMERS_TICKWHEEL, .seed = 1, .progress = isatty(2),
+        .conns = 1000, .seconds = 5, .rate = 1000, .size = 100, .interval = 2000 * MS,
+        .idle_timeout = 5000 * MS, .idle_fraction = 0.1, .loops = 1, .sockets = 8,
+        .timers = TIMERS_TICKWHEEL, .seed = 1, .in_flight = 64, .progress = isatty(2),
     };
     static const struct option longs[] = {
         {"conns", 1, 0, 'n'},   {"seconds", 1, 0, 's'}, {"rate", 1, 0, 'r'},
         {"size", 1, 0, 'z'},    {"interval", 1, 0, 'i'}, {"idle-timeout", 1, 0, 'I'},
         {"idle", 1, 0, 'd'},    {"loss", 1, 0, 'l'},    {"timers", 1, 0, 't'},
         {"loops", 1, 0, 'k'},   {"sockets", 1, 0, 'S'}, {"vanish", 1, 0, 'v'},
-        {"junk", 1, 0, 'j'},    {"role", 1, 0, 'R'},    {"port", 1, 0, 'p'},
+        {"junk", 1, 0, 'j'},    {"in-flight", 1, 0, 'F'}, {"slack", 1, 0, 'L'},    {"role", 1, 0, 'R'},    {"port", 1, 0, 'p'},
         {"seed", 1, 0, 'x'},    {"json", 0, 0, 'J'},    {"no-progress", 0, 0, 'P'},
         {"help", 0, 0, 'h'},    {0, 0, 0, 0},
     };
@@ -1782,6 +1801,8 @@ int main(int argc, char **argv)
         case 'k': bad = number("--loops", optarg, 1, MAX_LOOPS, &v); G.o.loops = (uint32_t)v; break;
         case 'S': bad = number("--sockets", optarg, 1, 64, &v); G.o.sockets = (uint32_t)v; break;
         case 'v': bad = number("--vanish", optarg, 0, 1e5, &v); G.o.vanish = (uint32_t)v; break;
+        case 'L': bad = number("--slack", optarg, 0, 4000, &v); G.o.slack = (uint64_t)(v * 1e6); break;
+        case 'F': bad = number("--in-flight", optarg, 1, 1e6, &v); G.o.in_flight = (uint32_t)v; break;
         case 'j': bad = number("--junk", optarg, 0, 1e5, &v); G.o.junk = (uint32_t)v; break;
         case 'p': bad = number("--port", optarg, 1, 65535, &v); G.o.port = (uint16_t)v; break;
         case 'x': bad = number("--seed", optarg, 0, 1e18, &v); G.o.seed = (uint64_t)v; break;
