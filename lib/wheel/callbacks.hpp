@@ -46,6 +46,11 @@ public:
         if (--slots_[k].refs == 0 && k != last_index_)
             drop(k);
     }
+    /* unuse(k) in two halves, for a caller whose common path must call
+     * nothing: true when callback k must now leave the table ... */
+    bool unused_after(uint16_t k) { return --slots_[k].refs == 0 && k != last_index_; }
+    /* ... which this does. */
+    __attribute__((noinline, cold)) void drop_unused(uint16_t k) { drop(k); }
     tw_timer_cb *fn(uint16_t k) const { return slots_[k].fn; }
     /* Live timers counted on cb. */
     uint32_t refs_of(tw_timer_cb *cb) const;

@@ -49,22 +49,20 @@ __attribute__((always_inline)) inline void Wheel::append(uint32_t list, uint32_t
     pool_.at(t).next = i;
     s.prev = i;
     bool was_empty = t == list;
-    bool out_of_order = d < last_[list];
+    bool out_of_order = !was_empty && d < last_[list];
     last_[list] = d;
     if (list < kDueList) {
+        /* Without branches: whether the slot was empty and whether d comes
+         * out of order are coin flips under random deadlines. */
         unsigned level = level_of_list(list);
         uint64_t bit = slot_bit(list);
-        if (was_empty) {
-            occupied_[level] |= bit;
-            min_known_[level] |= bit;
-            in_order_[level] |= bit;
-            slot_min_[list] = d;
-        } else {
-            if (d < slot_min_[list])
-                slot_min_[list] = d;    /* harmless when not known */
-            if (out_of_order)
-                in_order_[level] &= ~bit;
-        }
+        uint64_t fresh = bit & -uint64_t(was_empty);
+        uint64_t unordered = bit & -uint64_t(out_of_order);
+        occupied_[level] |= bit;
+        min_known_[level] |= fresh;
+        in_order_[level] = (in_order_[level] | fresh) & ~unordered;
+        uint64_t m = slot_min_[list];
+        slot_min_[list] = was_empty || d < m ? d : m;  /* harmless when not known */
     } else if (list != kNeverList) {
         Flat &f = flat(list);
         if (was_empty) {
@@ -87,10 +85,8 @@ __attribute__((always_inline)) inline void Wheel::note_removed(uint32_t list, ui
     if (list < kDueList) {
         unsigned level = level_of_list(list);
         uint64_t bit = slot_bit(list);
-        if (emptied)
-            occupied_[level] &= ~bit;
-        if (emptied || d == slot_min_[list])
-            min_known_[level] &= ~bit;
+        occupied_[level] &= ~(bit & -uint64_t(emptied));
+        min_known_[level] &= ~(bit & -uint64_t(emptied || d == slot_min_[list]));
     } else if (list != kNeverList) {
         Flat &f = flat(list);
         if (emptied || d == f.min)

@@ -335,14 +335,26 @@ uint64_t Wheel::count(tw_timer_cb *keep) const
     return n;
 }
 
+/* The lookup and the release written out, so that the common path calls
+ * nothing and saves no registers: at a million timers a cancel waits on
+ * two misses (the caller's handle, then the entry), and the fewer
+ * instructions each takes, the more cancels the processor overlaps. */
 int Wheel::cancel(tw_timer timer)
 {
-    uint32_t i = lookup(timer);
-    if (!i || pool_.at(i).list() == Entry::kRunning)
+    uint32_t i = uint32_t(timer);
+    if (!pool_.issued(i))
+        return TW_ENOENT;
+    Entry &e = pool_.at(i);
+    uint32_t list = e.list();
+    if (e.gen != uint32_t(timer >> 32) || (list >= kListCount && list != Entry::kFiring))
         return TW_ENOENT;
     remove(i);
-    release(i);
     cancelled_++;
+    uint16_t cb = e.cb;
+    e.where = Entry::kFree;
+    pool_.release(i);
+    if (__builtin_expect(callbacks_.unused_after(cb), 0))
+        callbacks_.drop_unused(cb);
     return 0;
 }
 
