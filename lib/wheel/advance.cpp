@@ -84,14 +84,16 @@ void Wheel::slot_to_due(uint32_t list)
 }
 
 /* Sorts the round's n timers by deadline, equal deadlines in their order
- * of gathering.  A few are sorted by insertion; more by a least significant
- * digit radix sort on the bits in which deadlines lo..hi can differ, a
- * byte per pass, passes over a byte all share skipped: no comparisons,
- * and stable, so the gathering order stands for arming order. */
+ * of gathering (which stands for arming order).  Up to 32 are sorted by
+ * insertion and up to kRadixMin by comparisons (std::sort on deadline and
+ * position); more by a stable least significant digit radix sort on the
+ * bits in which deadlines lo..hi can differ, a byte per pass, skipping
+ * the bytes all share: no comparisons, but 256 counters a pass whatever
+ * n, hence the threshold. */
 void Wheel::sort_round(uint32_t n, uint64_t lo, uint64_t hi)
 {
     Due *a = round_;
-    if (n <= 32 || (n > scratch_cap_ && !grow_scratch(n))) {
+    if (n <= kRadixMin || (n > scratch_cap_ && !grow_scratch(n))) {
         if (n > 32) {
             std::sort(a, a + n);
             return;

@@ -91,6 +91,8 @@ public:
     static constexpr uint64_t kCascadePerCallback = 4;
     /* A batch computes its lists this many at a time. */
     static constexpr size_t kBatchChunk = 64;
+    /* A round of more timers than this is sorted by radix. */
+    static constexpr uint32_t kRadixMin = 256;
     /* A dispatch round prefetches the entry this many places ahead. */
     static constexpr uint32_t kPrefetchAhead = 8;
 
