@@ -7,6 +7,7 @@
  */
 #include "wheel/wheel.hpp"
 #include "wheel/lists.hpp"
+#include "common/grow.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -93,7 +94,7 @@ void Wheel::slot_to_due(uint32_t list)
 void Wheel::sort_round(uint32_t n, uint64_t lo, uint64_t hi)
 {
     Due *a = round_;
-    if (n <= kRadixMin || (n > scratch_cap_ && !grow_scratch(n))) {
+    if (n <= kRadixMin || !grow(&scratch_, &scratch_cap_, n, 256)) {
         if (n > 32) {
             std::sort(a, a + n);
             return;
@@ -135,19 +136,6 @@ void Wheel::sort_round(uint32_t n, uint64_t lo, uint64_t hi)
         std::memcpy(a, src, size_t(n) * sizeof(Due));
 }
 
-bool Wheel::grow_scratch(uint32_t n)
-{
-    uint32_t cap = scratch_cap_ ? scratch_cap_ : 256;
-    while (cap < n)
-        cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
-    auto *p = static_cast<Due *>(std::realloc(scratch_, size_t(cap) * sizeof(Due)));
-    if (!p)
-        return false;
-    scratch_ = p;
-    scratch_cap_ = cap;
-    return true;
-}
-
 /* Collects the timers of a list whose deadline is <= t into the round, in
  * deadline order, equal deadlines in list (arming) order, and takes them
  * off the list.  A list known to be in order gives its first `limit` at
@@ -175,20 +163,14 @@ uint32_t Wheel::gather(uint32_t list, uint64_t t, uint64_t limit)
             continue;
         }
         Due item = {d, order++, i};
-        if (n == round_cap_ && !heap) {
-            uint32_t cap = round_cap_ * 2;
-            auto *r = static_cast<Due *>(std::realloc(round_, cap * sizeof(Due)));
-            if (r) {
-                round_ = r;
-                round_cap_ = cap;
-            } else if (prefix) {
+        if (n == round_cap_ && !heap && !grow(&round_, &round_cap_, n + 1, 256)) {
+            if (prefix) {
                 left = 1;
                 break;          /* the earliest that fit, in order */
-            } else {
-                /* Out of memory: keep the round_cap_ earliest in a heap. */
-                std::make_heap(round_, round_ + n);
-                heap = true;
             }
+            /* Out of memory: keep the round_cap_ earliest in a heap. */
+            std::make_heap(round_, round_ + n);
+            heap = true;
         }
         if (!heap) {
             sorted &= d >= hi;
@@ -208,29 +190,42 @@ uint32_t Wheel::gather(uint32_t list, uint64_t t, uint64_t limit)
         std::sort_heap(round_, round_ + n);
     else if (!sorted)
         sort_round(n, lo, hi);
-    /* Off the list: all at once when nothing stays. */
-    if (!left)
+    take_round(list, n, left != 0);
+    if (!prefix && left && !heap)
+        note_rest(list, rest_in_order, rest_last);
+    return n;
+}
+
+/* Takes the round's n timers off the list (all at once when none stays)
+ * and marks them firing at their place in the round. */
+void Wheel::take_round(uint32_t list, uint32_t n, bool some_left)
+{
+    if (!some_left)
         clear(list);
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = round_[k].idx;
-        if (left)
+        if (some_left)
             remove(i);
         Entry &e = pool_.at(i);
         e.set_list(Entry::kFiring);
         e.prev = k;
     }
-    if (!prefix && left && !heap) {
-        if (rest_in_order)
-            last_[list] = rest_last;
-        if (list >= kDueList) {
-            flat(list).in_order = rest_in_order;
-            if (!rest_in_order)
-                sort_list(list);
-        } else if (rest_in_order) {
-            in_order_[level_of_list(list)] |= slot_bit(list);
-        }
+}
+
+/* What a gather that walked a whole list learnt of the timers it left:
+ * whether they are in order (and their last deadline).  A flat list left
+ * out of order is sorted. */
+void Wheel::note_rest(uint32_t list, bool in_order, uint64_t last)
+{
+    if (in_order)
+        last_[list] = last;
+    if (list >= kDueList) {
+        flat(list).in_order = in_order;
+        if (!in_order)
+            sort_list(list);
+    } else if (in_order) {
+        in_order_[level_of_list(list)] |= slot_bit(list);
     }
-    return n;
 }
 
 /* Puts a flat list in deadline order (equal deadlines keep list order) by
@@ -242,7 +237,7 @@ void Wheel::sort_list(uint32_t list)
 {
     uint32_t n = 0;
     for (uint32_t i = pool_.at(list).next; i != list; i = pool_.at(i).next) {
-        if (n == scratch_cap_ && !grow_scratch(n + 1))
+        if (!grow(&scratch_, &scratch_cap_, n + 1, 256))
             return;     /* stays unordered: correct, only slower */
         scratch_[n] = Due{pool_.at(i).deadline, n, i};
         n++;

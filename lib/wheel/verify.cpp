@@ -32,7 +32,7 @@ void Wheel::stats(tw_wheel_stats *ret) const
     s.late_p99_ns = late_.quantile(0.99);
     s.late_max_ns = late_.max();
     s.bytes = pool_.bytes() + size_t(round_cap_ + scratch_cap_) * sizeof(Due) +
-              size_t(side_cap_) * (sizeof(*period_) + sizeof(*slack_)) + callbacks_.bytes() +
+              size_t(period_cap_) * sizeof(*period_) + size_t(slack_cap_) * sizeof(*slack_) + callbacks_.bytes() +
               sizeof(*this);
     copy_out(s, ret);
 }

@@ -9,6 +9,7 @@
  */
 #include "wheel/wheel.hpp"
 #include "wheel/lists.hpp"
+#include "common/grow.hpp"
 #include "common/clock.hpp"
 
 #include <sys/random.h>
@@ -168,21 +169,7 @@ uint64_t Wheel::slack_instant(uint64_t deadline, uint32_t slack) const
 /* Room in the side arrays for any entry the pool may hand out next. */
 bool Wheel::grow_side(uint32_t need)
 {
-    if (need <= side_cap_)
-        return true;
-    uint32_t cap = side_cap_ ? side_cap_ : 64;
-    while (cap < need)
-        cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
-    auto *p = static_cast<uint64_t *>(std::realloc(period_, size_t(cap) * sizeof(uint64_t)));
-    if (!p)
-        return false;
-    period_ = p;
-    auto *s = static_cast<uint32_t *>(std::realloc(slack_, size_t(cap) * sizeof(uint32_t)));
-    if (!s)
-        return false;
-    slack_ = s;
-    side_cap_ = cap;
-    return true;
+    return grow(&period_, &period_cap_, need, 64) && grow(&slack_, &slack_cap_, need, 64);
 }
 
 int Wheel::schedule_slack(uint64_t deadline, uint64_t slack, tw_timer_cb *cb, void *userdata,

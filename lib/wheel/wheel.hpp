@@ -232,8 +232,9 @@ private:
     bool cascade(uint64_t *work, uint64_t limit);
     void slot_to_due(uint32_t list);
     uint32_t gather(uint32_t list, uint64_t t, uint64_t limit);
+    void take_round(uint32_t list, uint32_t n, bool some_left);
+    void note_rest(uint32_t list, bool in_order, uint64_t last);
     void sort_round(uint32_t n, uint64_t lo, uint64_t hi);
-    bool grow_scratch(uint32_t n);
     void sort_list(uint32_t list);
     bool run_list(uint32_t list, Run *run);
     void fire(uint32_t i);
@@ -276,7 +277,7 @@ private:
     static constexpr uint64_t kPeriodSkip = uint64_t(1) << 63;
     uint64_t *period_ = nullptr;
     uint32_t *slack_ = nullptr;
-    uint32_t side_cap_ = 0;
+    uint32_t period_cap_ = 0, slack_cap_ = 0;
     Histogram late_;                        /* lateness of every fire */
 
     mutable const char *verify_failure_ = nullptr;
