@@ -64,6 +64,7 @@
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include "common/clock.h"
+#include "common/number.h"
 #include "tickwheel.h"
 
 #define MS UINT64_C(1000000)
@@ -1756,17 +1757,7 @@ static void usage(FILE *f)
 
 static int number(const char *opt, const char *s, double lo, double hi, double *ret)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end != s && (*end == 'k' || *end == 'K'))
-        v *= 1e3, end++;
-    if (end == s || *end || errno || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "tw-quic: %s wants a number from %g to %g, not '%s'\n", opt, lo, hi, s);
-        return -1;
-    }
-    *ret = v;
-    return 0;
+    return option_number("tw-quic", opt, s, lo, hi, ret);
 }
 
 int main(int argc, char **argv)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/number.h"
 #include "tickwheel.h"
 
 #define MS UINT64_C(1000000)
@@ -641,19 +642,7 @@ static void usage(FILE *f)
 
 static int number(const char *opt, const char *s, double lo, double hi, double *ret)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end != s && (*end == 'k' || *end == 'K'))
-        v *= 1e3, end++;
-    else if (end != s && *end == 'M')
-        v *= 1e6, end++;
-    if (end == s || *end || errno || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "tw-sim: %s wants a number from %g to %g, not '%s'\n", opt, lo, hi, s);
-        return -1;
-    }
-    *ret = v;
-    return 0;
+    return option_number("tw-sim", opt, s, lo, hi, ret);
 }
 
 int main(int argc, char **argv)
