@@ -34,9 +34,17 @@ __attribute__((always_inline)) inline uint32_t Wheel::arm_list(uint64_t deadline
 }
 
 /* Appends entry i at the tail of a list, keeping the slot's occupancy,
- * cached minimum and order bits (or the flat list's) right.  The tail is
- * only written, never read: at a million timers it is a cache miss, and a
- * store does not wait for it (the last deadline appended is kept apart). */
+ * cached minimum and order bits (or the flat list's) right.
+ *
+ * At a million timers the tail and the neighbours a cancel unlinks are
+ * cache misses, and stores retire in order: every store an arm adds waits
+ * its turn behind theirs and keeps the next operation from starting.  So
+ * the tail is only written, never read (the last deadline appended is
+ * kept apart, and only while the list is in order, the one time it is
+ * needed), and the caches are written only when they change: an empty
+ * list or a new minimum is rare, a list in order soon stops being one
+ * under random deadlines.  Whether a deadline comes out of order is a
+ * coin flip: that bit is cleared without a branch. */
 __attribute__((always_inline)) inline void Wheel::append(uint32_t list, uint32_t i)
 {
     Entry &s = pool_.at(list);
@@ -49,31 +57,37 @@ __attribute__((always_inline)) inline void Wheel::append(uint32_t list, uint32_t
     pool_.at(t).next = i;
     s.prev = i;
     bool was_empty = t == list;
-    bool out_of_order = !was_empty && d < last_[list];
-    last_[list] = d;
     if (list < kDueList) {
-        /* Without branches: whether the slot was empty and whether d comes
-         * out of order are coin flips under random deadlines. */
         unsigned level = level_of_list(list);
         uint64_t bit = slot_bit(list);
-        uint64_t fresh = bit & -uint64_t(was_empty);
-        uint64_t unordered = bit & -uint64_t(out_of_order);
-        occupied_[level] |= bit;
-        min_known_[level] |= fresh;
-        in_order_[level] = (in_order_[level] | fresh) & ~unordered;
-        uint64_t m = slot_min_[list];
-        slot_min_[list] = was_empty || d < m ? d : m;  /* harmless when not known */
+        if (__builtin_expect(was_empty, 0)) {
+            occupied_[level] |= bit;
+            min_known_[level] |= bit;
+            in_order_[level] |= bit;
+            slot_min_[list] = d;
+            last_[list] = d;
+        } else {
+            if (in_order_[level] & bit) {
+                in_order_[level] &= ~(bit & -uint64_t(d < last_[list]));
+                last_[list] = d;
+            }
+            if (d < slot_min_[list])
+                slot_min_[list] = d;    /* harmless when not known */
+        }
     } else if (list != kNeverList) {
         Flat &f = flat(list);
         if (was_empty) {
             f.min = d;
             f.min_known = true;
             f.in_order = true;
+            last_[list] = d;
         } else {
+            if (f.in_order) {
+                f.in_order = d >= last_[list];
+                last_[list] = d;
+            }
             if (d < f.min)
                 f.min = d;
-            if (out_of_order)
-                f.in_order = false;
         }
     }
 }
@@ -85,8 +99,10 @@ __attribute__((always_inline)) inline void Wheel::note_removed(uint32_t list, ui
     if (list < kDueList) {
         unsigned level = level_of_list(list);
         uint64_t bit = slot_bit(list);
-        occupied_[level] &= ~(bit & -uint64_t(emptied));
-        min_known_[level] &= ~(bit & -uint64_t(emptied || d == slot_min_[list]));
+        if (emptied)
+            occupied_[level] &= ~bit;
+        if (emptied || d == slot_min_[list])
+            min_known_[level] &= ~bit;
     } else if (list != kNeverList) {
         Flat &f = flat(list);
         if (emptied || d == f.min)

@@ -258,8 +258,8 @@ private:
     mutable uint64_t min_known_[kLevels] = {};  /* slot_min_ is exact */
     uint64_t in_order_[kLevels] = {};       /* slot's deadlines never decrease */
     mutable uint64_t slot_min_[kDueList] = {};
-    uint64_t last_[kListCount] = {};        /* largest deadline appended to a list
-                                               (all its deadlines, when in order) */
+    uint64_t last_[kListCount] = {};        /* while a list is in order: the last
+                                               deadline appended, its largest */
     uint32_t cascade_slot_ = kNil;          /* the list of a slot whose cascade
                                                was cut short, or kNil */
     mutable Flat flat_[2];                  /* the due list's, the next list's */
